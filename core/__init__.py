@@ -1,0 +1,1 @@
+"""Shared plumbing: errors, atomic files, provenance, seeding, tracking."""

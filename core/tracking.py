@@ -1,0 +1,46 @@
+"""Weights & Biases, offline unless WANDB_MODE says otherwise, or nothing at all with --no-wandb.
+
+Runs go to project "trustlab", grouped by preset, named preset-s<seed>, with the resolved config.
+Offline runs are stored under $WANDB_DIR (default results/wandb); `make wandb-sync` uploads them.
+No API key or other secret is ever put into a config or results file by this module.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+PROJECT = "trustlab"
+
+
+class Tracker:
+    def __init__(self, enabled: bool, *, group: str, name: str, job_type: str, config: dict, tags=()):
+        self.run = None
+        if not enabled or os.environ.get("WANDB_MODE") == "disabled":
+            return
+        import wandb
+
+        wandb_dir = Path(os.environ.get("WANDB_DIR", "results/wandb"))
+        wandb_dir.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(project=PROJECT, group=group, name=name, job_type=job_type, config=config,
+                              tags=list(tags), dir=str(wandb_dir), mode=os.environ.get("WANDB_MODE", "offline"),
+                              reinit="finish_previous", settings=wandb.Settings(console="off", silent=True))
+
+    def log(self, values: dict[str, Any], step: int | None = None) -> None:
+        if self.run is not None:
+            self.run.log(values, step=step)
+
+    def image(self, key: str, path: str | os.PathLike, caption: str = "") -> None:
+        if self.run is not None:
+            import wandb
+
+            self.run.log({key: wandb.Image(str(path), caption=caption)})
+
+    def summary(self, values: dict[str, Any]) -> None:
+        if self.run is not None:
+            self.run.summary.update(values)
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=exit_code)
+            self.run = None

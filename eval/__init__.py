@@ -1,0 +1,1 @@
+"""Evaluation: accuracy, curves (and later kNN, features, UMAP, report)."""

@@ -1,0 +1,57 @@
+"""Batches from uint8 tensors, with no per-sample Python: index, convert, augment, resize.
+
+The whole uint8 dataset moves to the device once (where it fits), then each batch is an index
+into it. MNIST's one channel becomes three (the study's GrayscaleToRgb). Pixels stay on [0,1].
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from loaders.datasets import ImageSet
+
+DEVICE_MEMORY_FRACTION = 0.25  # move a dataset to the GPU only if it takes under this share of memory
+
+
+class Batches:
+    def __init__(self, data: ImageSet, batch_size: int, device: torch.device, *, shuffle: bool = False,
+                 augment: nn.Module | None = None, image_size: int | None = None):
+        self.data, self.batch_size, self.device = data, batch_size, device
+        self.shuffle, self.augment, self.image_size = shuffle, augment, image_size
+        images, labels = data.images, data.labels
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if images.numel() < DEVICE_MEMORY_FRACTION * free:
+                images, labels = images.to(device), labels.to(device)
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def order(self, seed: int) -> torch.Tensor:
+        """This epoch's sample order: a function of the seed alone, so a resumed run repeats it."""
+        n = len(self.labels)
+        if not self.shuffle:
+            return torch.arange(n)
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(self.device, non_blocking=True).float().div_(255)  # [0,1] pixels
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)  # GrayscaleToRgb
+        if self.augment is not None:
+            x = self.augment(x)
+        if self.image_size is not None and x.shape[-1] != self.image_size:
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                              align_corners=False, antialias=x.shape[-1] > self.image_size)
+        return x.contiguous()
+
+    def epoch(self, seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.order(seed)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            idx_here = idx.to(self.images.device)
+            yield self.prepare(self.images[idx_here]), self.labels[idx_here].to(self.device, non_blocking=True)

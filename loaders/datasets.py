@@ -1,0 +1,307 @@
+"""Datasets as uint8 tensors: a registry of sources, tried in order, and a decode-once cache.
+
+For svhn, mnist and cifar10 the sources are, in order:
+  1. torchvision's own files under the data root
+     (svhn: <root>/svhn/{train,test}_32x32.mat or <root>/{train,test}_32x32.mat;
+      mnist: <root>/MNIST/raw/*-idx?-ubyte; cifar10: <root>/cifar-10-batches-py/),
+  2. an ImageFolder tree <root>/<name>/{train,test}/<class>/ (class folders sort into label order),
+  3. a torchvision download, when downloads are allowed.
+When none works, the error names every path that was looked in. There is no fallback to fake data.
+
+`digits` is embedded: scikit-learn's 1,797 real 8x8 handwritten digits, upsampled to 32x32 RGB,
+with a fixed stratified split. `digits-inverted` is the same split drawn dark-on-light in random
+colours, a labelled stand-in for an unseen domain (used by the demo profile).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.errors import RunFailure, UsageError
+from core.io import atomic_write, load_torch
+
+SPLITS = ("train", "test")
+NUM_CLASSES = 10
+CACHE_VERSION = 1
+
+
+@dataclass
+class ImageSet:
+    images: torch.Tensor  # (N, C, H, W) uint8, C = 1 or 3
+    labels: torch.Tensor  # (N,) int64 in 0..9
+    name: str
+    split: str
+    source: str           # where it was read from
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, index: torch.Tensor, split: str | None = None) -> "ImageSet":
+        return ImageSet(self.images[index], self.labels[index], self.name, split or self.split, self.source)
+
+
+# ---------------------------------------------------------------- readers of the official formats
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An uncompressed idx file (MNIST's format): magic 0x0000 08 <ndim>, big-endian dims, uint8 data."""
+    data = path.read_bytes()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise RunFailure(f"{path} is not a uint8 idx file (bad magic number)")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise RunFailure(f"{path} is truncated (header cut short)")
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    expected = header + int(np.prod(dims))
+    if len(data) != expected:
+        raise RunFailure(f"{path} is truncated or corrupt ({len(data)} bytes, expected {expected} for shape {dims})")
+    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).view(*dims)
+
+
+def read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """SVHN's {train,test}_32x32.mat: X (32, 32, 3, N) uint8, y (N, 1) in 1..10, where 10 is the digit 0."""
+    import scipy.io
+
+    try:
+        mat = scipy.io.loadmat(path, variable_names=["X", "y"])
+        x, y = mat["X"], mat["y"]
+    except Exception as err:  # scipy raises ValueError, OSError, MatReadError, KeyError...
+        raise RunFailure(f"{path} is truncated or corrupt, not an SVHN .mat file ({type(err).__name__}: {err})") from err
+    if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or y.reshape(-1).shape[0] != x.shape[3]:
+        raise RunFailure(f"{path} has X of shape {x.shape} and y of shape {y.shape}; expected (32, 32, 3, N) and (N, 1)")
+    labels = torch.from_numpy(y.reshape(-1).astype(np.int64)) % 10  # label 10 -> digit 0
+    images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)))
+    return images, labels
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR's python batches but nothing that could run code: numpy arrays and builtins only."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+
+
+def read_cifar_batches(files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = [], []
+    for path in files:
+        try:
+            with open(path, "rb") as fh:
+                batch = _ArrayUnpickler(fh, encoding="latin1").load()
+            xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(batch["labels"], dtype=np.int64))
+        except Exception as err:
+            raise RunFailure(f"{path} is truncated or corrupt, not a CIFAR-10 batch ({type(err).__name__})") from err
+    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+
+def read_image_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """<folder>/<class>/*.{png,jpg,...}; class folders sorted give labels 0..9."""
+    from PIL import Image
+
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    if len(classes) != NUM_CLASSES:
+        raise RunFailure(f"image folder {folder} has {len(classes)} class folders, expected {NUM_CLASSES}: "
+                         f"{', '.join(classes[:12])}")
+    images, labels = [], []
+    for label, cls in enumerate(classes):
+        for path in sorted((folder / cls).iterdir()):
+            if path.suffix.lower() not in {".png", ".jpg", ".jpeg", ".bmp", ".webp"}:
+                continue
+            try:
+                with Image.open(path) as im:
+                    arr = np.asarray(im.convert("RGB"))
+            except Exception as err:
+                raise RunFailure(f"cannot decode image {path} ({type(err).__name__})") from err
+            images.append(arr)
+            labels.append(label)
+    if not images:
+        raise RunFailure(f"image folder {folder} holds no images")
+    shapes = {a.shape for a in images}
+    if len(shapes) != 1:
+        raise RunFailure(f"images in {folder} differ in size: {sorted(shapes)[:3]}")
+    stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return stacked, torch.tensor(labels, dtype=torch.int64)
+
+
+# ---------------------------------------------------------------- sources per dataset
+
+def _svhn_files(root: Path, split: str) -> list[Path]:
+    return [root / "svhn" / f"{split}_32x32.mat", root / f"{split}_32x32.mat"]
+
+
+_MNIST_PREFIX = {"train": "train", "test": "t10k"}
+
+
+def _mnist_files(root: Path, split: str) -> tuple[Path, Path]:
+    raw = root / "MNIST" / "raw"
+    p = _MNIST_PREFIX[split]
+    return raw / f"{p}-images-idx3-ubyte", raw / f"{p}-labels-idx1-ubyte"
+
+
+def _cifar_files(root: Path, split: str) -> list[Path]:
+    base = root / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    return [base / n for n in names]
+
+
+def _native(name: str, root: Path, split: str) -> tuple[list[Path], Callable | None]:
+    """The files of torchvision's layout, and a reader if they are all present."""
+    if name == "svhn":
+        files = _svhn_files(root, split)
+        found = next((f for f in files if f.is_file()), None)
+        return files, (lambda: read_svhn_mat(found)) if found else None
+    if name == "mnist":
+        images, labels = _mnist_files(root, split)
+        ok = images.is_file() and labels.is_file()
+
+        def read():
+            x, y = read_idx(images), read_idx(labels)
+            if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+                raise RunFailure(f"{images} and {labels} disagree: {tuple(x.shape)} images, {tuple(y.shape)} labels")
+            return x.unsqueeze(1).contiguous(), y.long()
+        return [images, labels], read if ok else None
+    files = _cifar_files(root, split)
+    return [files[0].parent], (lambda: read_cifar_batches(files)) if all(f.is_file() for f in files) else None
+
+
+def _download(name: str, root: Path, split: str) -> None:
+    import torchvision.datasets as tvd
+
+    try:
+        if name == "svhn":
+            tvd.SVHN(str(root / "svhn"), split=split, download=True)
+        elif name == "mnist":
+            tvd.MNIST(str(root), train=split == "train", download=True)
+        else:
+            tvd.CIFAR10(str(root), train=split == "train", download=True)
+    except Exception as err:
+        raise RunFailure(f"download of {name} {split} into {root} failed ({type(err).__name__}: {err})") from err
+
+
+def _digits(split: str, inverted: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=450, stratify=y, random_state=0)
+    idx = np.sort(train_idx if split == "train" else test_idx)
+    ink = torch.from_numpy(x[idx] / 16.0).float().view(-1, 1, 8, 8)
+    ink = F.interpolate(ink, size=(32, 32), mode="bilinear", align_corners=False).clamp(0, 1)
+    if inverted:
+        # Dark ink on a light background, both in random colours (fixed seed): a shifted domain.
+        g = torch.Generator().manual_seed(1234 + (split == "test"))
+        background = 0.55 + 0.45 * torch.rand(len(idx), 3, 1, 1, generator=g)
+        foreground = 0.35 * torch.rand(len(idx), 3, 1, 1, generator=g)
+        images = background * (1 - ink) + foreground * ink
+    else:
+        images = ink.expand(-1, 3, -1, -1)
+    return (images * 255).round().to(torch.uint8).contiguous(), torch.from_numpy(y[idx]).long()
+
+
+# ---------------------------------------------------------------- the public entry point
+
+def _cache_key(name: str, split: str, sources: list[Path]) -> str:
+    h = hashlib.sha1(f"v{CACHE_VERSION}:{name}:{split}".encode())
+    for path in sources:
+        for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if f.is_file():
+                st = f.stat()
+                h.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _cached(cache_dir: Path | None, name: str, split: str, sources: list[Path], decode: Callable) -> ImageSet:
+    """Decode once into a uint8 tensor file; later runs load it in a fraction of a second."""
+    if cache_dir is None:
+        images, labels = decode()
+        return ImageSet(images, labels, name, split, str(sources[0]))
+    path = Path(cache_dir) / f"{name}-{split}-{_cache_key(name, split, sources)}.pt"
+    if path.is_file():
+        try:
+            blob = load_torch(path, what="dataset cache")
+            return ImageSet(blob["images"], blob["labels"], name, split, blob["source"])
+        except RunFailure:
+            pass  # a damaged cache entry is rebuilt from the source below
+    images, labels = decode()
+    # Atomic rename: two processes building the same entry at once both leave a whole file.
+    atomic_write(path, lambda tmp: torch.save({"images": images, "labels": labels, "source": str(sources[0])}, tmp))
+    return ImageSet(images, labels, name, split, str(sources[0]))
+
+
+def load_split(name: str, split: str, root: str | os.PathLike = "data", *, download: bool = False,
+               cache_dir: str | os.PathLike | None = None) -> ImageSet:
+    """One split of one dataset as uint8 tensors; see the module docstring for where it looks."""
+    from experiments import DATASETS
+
+    if name not in DATASETS:
+        raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if split not in SPLITS:
+        raise UsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if name in ("digits", "digits-inverted"):
+        images, labels = _digits(split, inverted=name == "digits-inverted")
+        return ImageSet(images, labels, name, split, "sklearn.datasets.load_digits")
+    root = Path(root)
+    if not root.is_dir() and not download:
+        raise UsageError(f"data root {root} does not exist (looked for {name} {split} there; "
+                         "pass --data-root or --download)")
+    files, reader = _native(name, root, split)
+    if reader is not None:
+        return _cached(cache_dir, name, split, files, reader)
+    folder = root / name / split
+    if folder.is_dir():
+        return _cached(cache_dir, name, split, [folder], lambda: read_image_folder(folder))
+    if download:
+        _download(name, root, split)
+        files, reader = _native(name, root, split)
+        if reader is not None:
+            return _cached(cache_dir, name, split, files, reader)
+    looked = ", ".join(str(p) for p in [*files, folder])
+    raise RunFailure(f"{name} {split} not found; looked in {looked}"
+                     + ("" if download else "; downloads are off (pass --download to fetch it)"))
+
+
+# ---------------------------------------------------------------- subsets and splits
+
+def stratified_subset(data: ImageSet, n: int | None, seed: int) -> ImageSet:
+    """n images with the class proportions of data (all of data when n is None or >= len)."""
+    if n is None or n >= len(data):
+        return data
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(data))
+    labels = data.labels.numpy()
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    stratify = labels if n >= NUM_CLASSES and counts[counts > 0].min() >= 2 else None
+    keep, _ = train_test_split(idx, train_size=n, stratify=stratify, random_state=seed)
+    return data.take(torch.from_numpy(np.sort(keep)))
+
+
+def random_subset(data: ImageSet, n: int, seed: int) -> ImageSet:
+    """n images drawn uniformly without replacement (the study's 800 random SVHN images)."""
+    if n > len(data):
+        raise UsageError(f"samples {n} is larger than {data.name} {data.split} ({len(data)} images)")
+    g = torch.Generator().manual_seed(seed)
+    return data.take(torch.randperm(len(data), generator=g)[:n].sort().values)
+
+
+def train_val_split(data: ImageSet, val_size: int, seed: int) -> tuple[ImageSet, ImageSet]:
+    """torch.utils.data.random_split into (train, val) with a fixed generator, as the study did."""
+    if not 0 < val_size < len(data):
+        raise UsageError(f"val-size {val_size} must be between 1 and {len(data) - 1}")
+    from torch.utils.data import random_split
+
+    train, val = random_split(range(len(data)), [len(data) - val_size, val_size],
+                              generator=torch.Generator().manual_seed(seed))
+    return data.take(torch.tensor(train.indices)), data.take(torch.tensor(val.indices), split="val")

@@ -1,0 +1,98 @@
+"""The CLI through typer's CliRunner: every command, its help, and its one-line errors."""
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cli import app
+
+runner = CliRunner()
+TINY = ["--profile", "demo", "--no-pretrained", "--train-size", "64", "--eval-size", "40", "--epochs", "1",
+        "--no-wandb", "--no-download"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", ["train", "finetune-fc"])
+def test_help_explains_every_option(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "--preset" in result.output and "--seed" in result.output
+
+
+def test_train_and_finetune_fc(tmp_path):
+    result = invoke("train", "--preset", "q1-reverse-unsupervised", *TINY, "--no-augment", "--out", tmp_path / "src")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "src" / "metrics.json").read_text())
+    assert metrics["config"]["train_on"] == "digits-inverted" and metrics["config"]["optimizer"] == "adam"
+    result = invoke("finetune-fc", "--from-run", tmp_path / "src", "--profile", "demo", "--samples", "30",
+                    "--epochs", "1", "--eval-size", "40", "--no-wandb", "--out", tmp_path / "ft")
+    assert result.exit_code == 0, result.output
+    ft = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert ft["config"]["trainable"] == ["fc"] and ft["datasets"]["train"]["size"] == 30
+    assert ft["config"]["init_from"] == str(tmp_path / "src")
+
+
+def test_overrides_reach_the_config(tmp_path):
+    result = invoke("train", "--preset", "q1-baseline", *TINY, "--optimizer", "adam", "--lr", "0.0005",
+                    "--loss", "smooth-ce", "--norm", "none", "--batch-size", "8", "--eval", "digits",
+                    "--seed", "3", "--out", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((tmp_path / "r" / "metrics.json").read_text())["config"]
+    assert (cfg["optimizer"], cfg["lr"], cfg["loss"], cfg["norm"], cfg["batch_size"], cfg["eval_on"], cfg["seed"]) == \
+        ("adam", 0.0005, "smooth-ce", "none", 8, ["digits"], 3)
+
+
+def test_weights_file_is_loaded(tmp_path, weights_file):
+    result = invoke("train", "--preset", "q1-pretrained", "--profile", "demo", "--train-size", "32",
+                    "--eval-size", "20", "--epochs", "1", "--lr", "1e-30", "--weights", weights_file,
+                    "--no-wandb", "--out", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    saved = torch.load(tmp_path / "r" / "model.pt", weights_only=True)
+    source = torch.load(weights_file, weights_only=True)
+    assert torch.equal(saved["layer3.1.conv2.weight"], source["layer3.1.conv2.weight"])
+    cfg = json.loads((tmp_path / "r" / "metrics.json").read_text())["config"]
+    assert cfg["pretrained"] is True and cfg["weights"] == str(weights_file)
+
+
+def test_unknown_preset_is_a_usage_error():
+    result = invoke("train", "--preset", "q9-nothing")
+    assert result.exit_code == 2
+    assert "q9-nothing" in result.output
+
+
+def test_missing_dataset_is_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke("train", "--preset", "q1-baseline", "--data-root", tmp_path / "empty", "--no-download",
+                    "--no-wandb", "--out", tmp_path / "r")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: svhn train not found; looked in")
+    assert "Traceback" not in result.output
+
+
+def test_finetune_preset_through_train_is_refused(tmp_path):
+    result = invoke("train", "--preset", "q1-reverse-supervised", *TINY, "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "finetune-fc" in result.output
+
+
+def test_finetune_from_a_folder_without_a_model(tmp_path):
+    (tmp_path / "nothing").mkdir()
+    result = invoke("finetune-fc", "--from-run", tmp_path / "nothing", "--profile", "demo", "--no-wandb",
+                    "--out", tmp_path / "ft")
+    assert result.exit_code == 2 and "has no finished model" in result.output
+
+
+def test_wandb_offline_run_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
+    monkeypatch.setenv("WANDB_API_KEY", "secret-key-that-must-not-leak-0123456789")
+    args = [a for a in TINY if a != "--no-wandb"]
+    result = invoke("train", "--preset", "q1-baseline", *args, "--wandb", "--out", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    runs = list((tmp_path / "wb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert "secret-key-that-must-not-leak" not in (tmp_path / "r" / "metrics.json").read_text()

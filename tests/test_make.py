@@ -1,0 +1,43 @@
+"""The Make pipeline end to end at the smoke profile, on datasets written in their official formats."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+Q1 = ["q1-baseline", "q1-no-bn", "q1-label-smoothing", "q1-augmentation", "q1-pretrained", "q1-adam",
+      "q1-reverse-unsupervised", "q1-reverse-supervised"]
+
+
+def make(*args, check=True):
+    return subprocess.run(["make", "--no-print-directory", f"PYTHON={sys.executable}", *args], cwd=ROOT,
+                          capture_output=True, text=True, check=check)
+
+
+def test_help_is_the_default_goal():
+    out = make().stdout
+    assert "q1" in out and "demo" in out and "test" in out
+
+
+@pytest.mark.slow
+def test_make_q1_smoke_end_to_end(tmp_path, data_root, weights_file):
+    args = ["q1", "PROFILE=smoke", f"DATA_ROOT={data_root}", f"CACHE_DIR={tmp_path / 'cache'}",
+            f"RESULTS={tmp_path / 'results'}", f"WEIGHTS={weights_file}", "WANDB=0", "DOWNLOAD=0"]
+    done = make(*args, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = {p: json.loads((tmp_path / "results" / "smoke" / p / "metrics.json").read_text()) for p in Q1}
+    for preset, r in results.items():
+        assert r["preset"] == preset and r["profile"] == "smoke"
+        assert (tmp_path / "results" / "smoke" / preset / "curves.png").is_file()
+        assert {"svhn_test_acc", "mnist_test_acc"} <= set(r["metrics"])
+    assert results["q1-pretrained"]["config"]["weights"] == str(weights_file)
+    assert results["q1-baseline"]["config"]["weights"] is None
+    assert results["q1-no-bn"]["config"]["norm"] == "none"
+    assert results["q1-reverse-unsupervised"]["config"]["train_on"] == "mnist"
+    sup = results["q1-reverse-supervised"]
+    assert sup["config"]["init_from"].endswith("q1-reverse-unsupervised")
+    assert sup["datasets"]["train"]["size"] == 100 and sup["config"]["trainable"] == ["fc"]
+    # Finished sections are files: nothing is rerun.
+    assert make("-q", *args, check=False).returncode == 0

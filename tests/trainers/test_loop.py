@@ -1,0 +1,105 @@
+import json
+
+import pytest
+import torch
+
+from core.errors import RunFailure, UsageError
+from experiments import resolve
+from trainers import loop
+from trainers.loop import run
+
+
+def tiny(preset="q1-baseline", **kw):
+    base = dict(train_size=96, eval_size=60, epochs=2, batch_size=32)
+    base.update(kw)
+    return resolve(preset, "demo", pretrained=False, **base)
+
+
+def _strip_time(results):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in results["history"]]
+
+
+def test_results_contract(tmp_path):
+    results = run(tiny(), tmp_path / "r", wandb=False)
+    on_disk = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert on_disk == results
+    for key in ("preset", "profile", "seed", "config", "metrics", "history", "provenance"):
+        assert key in on_disk
+    assert set(on_disk["metrics"]) == {"train_loss", "train_acc", "digits_test_acc", "digits-inverted_test_acc"}
+    assert len(on_disk["history"]) == 2 and on_disk["history"][1]["epoch"] == 2
+    prov = on_disk["provenance"]
+    assert {"git_commit", "versions", "device", "wall_seconds"} <= set(prov)
+    assert prov["versions"]["torch"] == torch.__version__.split("+")[0] or prov["versions"]["torch"]
+    assert (tmp_path / "r" / "curves.png").stat().st_size > 1000
+    assert (tmp_path / "r" / "model.pt").is_file()
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    full = run(tiny(), tmp_path / "full", wandb=False)
+
+    real_line = loop._epoch_line
+
+    def crash_after_first_epoch(cfg, row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt  # the checkpoint of epoch 1 is already on disk
+        return real_line(cfg, row)
+
+    monkeypatch.setattr(loop, "_epoch_line", crash_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny(), tmp_path / "cut", wandb=False)
+    assert (tmp_path / "cut" / "checkpoint.pt").is_file()
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    monkeypatch.setattr(loop, "_epoch_line", real_line)
+    resumed = run(tiny(), tmp_path / "cut", wandb=False, resume=True)
+    assert _strip_time(resumed) == _strip_time(full)
+    assert resumed["metrics"] == full["metrics"]
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "_epoch_line", lambda cfg, row: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny(), tmp_path / "r", wandb=False)
+    with pytest.raises(UsageError, match="different run: lr is 0.001 there but 0.01 here"):
+        run(tiny(lr=0.01), tmp_path / "r", wandb=False, resume=True)
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a = run(tiny(epochs=1), tmp_path / "a", wandb=False)
+    b = run(tiny(epochs=1), tmp_path / "b", wandb=False)
+    assert a["metrics"] == b["metrics"]
+
+
+def test_finetune_fc_changes_only_fc(tmp_path):
+    run(tiny(epochs=1), tmp_path / "src", wandb=False)
+    cfg = resolve("q1-reverse-supervised", "demo", epochs=2, finetune_samples=50, eval_size=40,
+                  init_from=str(tmp_path / "src"))
+    cfg.augment = False
+    results = run(cfg, tmp_path / "ft", wandb=False)
+    before = torch.load(tmp_path / "src" / "model.pt", weights_only=True)
+    after = torch.load(tmp_path / "ft" / "model.pt", weights_only=True)
+    changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
+    assert changed == ["fc.bias", "fc.weight"]
+    assert results["datasets"]["train"]["size"] == 50
+
+
+def test_nan_loss_stops_with_epoch_and_step(tmp_path):
+    with pytest.raises(RunFailure, match=r"NaN or inf at epoch 1, step \d+"):
+        run(tiny(lr=1e12), tmp_path / "nan", wandb=False)
+    assert not (tmp_path / "nan" / "metrics.json").exists()
+
+
+def test_finished_results_are_not_overwritten(tmp_path):
+    run(tiny(epochs=1), tmp_path / "r", wandb=False)
+    before = (tmp_path / "r" / "metrics.json").read_text()
+    with pytest.raises(UsageError, match="exists already"):
+        run(tiny(epochs=1, seed=1), tmp_path / "r", wandb=False)
+    assert (tmp_path / "r" / "metrics.json").read_text() == before
+
+
+def test_it_really_learns_on_digits(tmp_path):
+    """A short real run on scikit-learn's handwritten digits must land far above chance (10%)."""
+    cfg = resolve("q1-baseline", "demo", pretrained=False, train_size=800, epochs=2)
+    results = run(cfg, tmp_path / "learn", wandb=False)
+    assert results["metrics"]["digits_test_acc"] > 80.0
+    assert results["history"][1]["train_loss"] < results["history"][0]["train_loss"]

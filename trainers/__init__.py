@@ -1,0 +1,3 @@
+from trainers.loop import run
+
+__all__ = ["run"]

@@ -1,0 +1,333 @@
+"""The one training loop. Fine-tuning the fc is this loop with frozen parameters; later sections add
+an attack hook or an embedding loss, never a copy of the loop (MadryLab/robustness's _model_loop).
+
+run(cfg, ...) -> results dict, and on disk under `out`:
+  checkpoint.pt  after every epoch (model, optimizer, scheduler, RNG states, history), for --resume
+  model.pt       the final state dict
+  curves.png     drawn from the results dict
+  metrics.json   written last and atomically: its presence means the run finished
+"""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core.errors import RunFailure, UsageError
+from core.io import ensure_dir, load_torch, read_json, save_torch, to_jsonable, write_json
+from core.provenance import provenance
+from core.seed import rng_state, seed_everything, set_rng_state
+from core.tracking import Tracker
+from eval.accuracy import accuracy
+from experiments import RunConfig, dataset_roles
+from loaders.batches import Batches
+from loaders.datasets import load_split, random_subset, stratified_subset, train_val_split
+from losses import build_loss
+from models.resnet import build_model
+
+ARCH_FIELDS = ("norm", "dropout", "head", "input_mean", "input_std")
+
+
+class Interrupted(RunFailure):
+    exit_code = 130
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device {name!r} asked for, but CUDA is not available here")
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------- data
+
+def prepare_data(cfg: RunConfig, data_root, cache_dir, download: bool):
+    """(train, {eval name: set}, {dataset: description}) for cfg, subsets applied."""
+    load = lambda name, split: load_split(name, split, data_root, download=download, cache_dir=cache_dir)  # noqa: E731
+    train = load(cfg.train_on, "train")
+    evals = {}
+    if cfg.val_size:
+        train, val = train_val_split(train, cfg.val_size, cfg.data_seed)
+        evals[f"{cfg.train_on}_val"] = stratified_subset(val, cfg.eval_size, cfg.data_seed)
+    if cfg.finetune_samples:
+        train = random_subset(train, cfg.finetune_samples, cfg.seed)
+    else:
+        train = stratified_subset(train, cfg.train_size, cfg.data_seed)
+    for name in cfg.eval_on:
+        test = stratified_subset(load(name, "test"), cfg.eval_size, cfg.data_seed)
+        if len(test) == 0:
+            raise UsageError(f"eval set {name} test is empty after subsetting")
+        evals[f"{name}_test"] = test
+    if len(train) == 0:
+        raise UsageError(f"train set {cfg.train_on} is empty after subsetting")
+    described = {"train": {"dataset": train.name, "size": len(train), "source": train.source}}
+    described.update({k: {"dataset": v.name, "size": len(v), "source": v.source} for k, v in evals.items()})
+    return train, evals, described
+
+
+# ---------------------------------------------------------------- model, optimizer
+
+def init_model(cfg: RunConfig) -> nn.Module:
+    """A fresh model, or the model of the run folder cfg.init_from (whose architecture cfg takes on)."""
+    if not cfg.init_from:
+        return build_model(cfg)
+    src = Path(cfg.init_from)
+    if not (src / "model.pt").is_file() or not (src / "metrics.json").is_file():
+        raise UsageError(f"run folder {src} has no finished model (model.pt and metrics.json)")
+    src_cfg = read_json(src / "metrics.json")["config"]
+    for name in ARCH_FIELDS:
+        value = src_cfg.get(name)
+        setattr(cfg, name, tuple(value) if isinstance(value, list) else value)
+    model = build_model(RunConfig.from_dict({**cfg.to_dict(), "pretrained": False}))
+    load_state(model, load_torch(src / "model.pt", what="model file"), src / "model.pt")
+    return model
+
+
+def load_state(model: nn.Module, state, path) -> None:
+    """load_state_dict(strict=True), with a one-line message naming what does not fit."""
+    if not isinstance(state, dict):
+        raise RunFailure(f"{path} is not a state dict")
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        hint = ""
+        if any(".bn" in k or k.startswith("bn") for k in unexpected):
+            hint = " (it holds BatchNorm weights: a norm=batch model, loaded into norm=none?)"
+        elif any(".bn" in k or k.startswith("bn") for k in missing):
+            hint = " (it lacks BatchNorm weights: a norm=none model, loaded into norm=batch?)"
+        raise RunFailure(f"{path} does not fit this ResNet18{hint}: " + "; ".join(filter(None, [
+            f"missing {', '.join(missing[:3])}" if missing else "",
+            f"unexpected {', '.join(unexpected[:3])}" if unexpected else "",
+            f"wrong shape {', '.join(shapes[:3])}" if shapes else ""])))
+    model.load_state_dict(state)
+
+
+def freeze(model: nn.Module, trainable: tuple[str, ...]) -> list[nn.Module]:
+    """Train only parameters whose names start with one of `trainable` (all if empty).
+    Returns the modules that are wholly frozen: they stay in eval mode, so BatchNorm statistics stay put."""
+    if not trainable:
+        return []
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(trainable))
+    if not any(p.requires_grad for p in model.parameters()):
+        raise UsageError(f"no parameter matches trainable prefixes {trainable}")
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            and not any(p.requires_grad for p in m.parameters())]
+
+
+def build_optimizer(cfg: RunConfig, model: nn.Module):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    else:
+        opt = torch.optim.Adam(params, lr=cfg.lr)
+    return opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_gamma)
+
+
+# ---------------------------------------------------------------- signals
+
+@contextmanager
+def graceful_interrupts():
+    """First SIGINT/SIGTERM: finish the current step, then stop (the last epoch's checkpoint is on
+    disk). Second: stop at once."""
+    state = {"signal": None}
+
+    def handler(signum, frame):
+        if state["signal"] is not None:
+            raise KeyboardInterrupt
+        state["signal"] = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this step (again to stop at once)",
+              file=sys.stderr)
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for s in previous:
+            signal.signal(s, handler)
+    except ValueError:  # not the main thread (e.g. inside some test runners): leave signals alone
+        previous = {}
+    try:
+        yield state
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+# ---------------------------------------------------------------- the loop
+
+def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: int, seed: int, stop,
+                progress: bool) -> dict:
+    from tqdm.auto import tqdm
+
+    model.train()
+    for m in frozen:
+        m.eval()
+    dev = batches.device
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), dtype=torch.int64, device=dev)
+    seen = 0
+    bad_step = torch.full((), -1, dtype=torch.int64, device=dev)  # first non-finite step, no host sync
+    bar = tqdm(batches.epoch(seed * 100_003 + epoch), total=len(batches), leave=False, disable=not progress,
+               desc=f"epoch {epoch + 1}", unit="batch", file=sys.stderr)
+    for step, (x, y) in enumerate(bar):
+        out = model(x)
+        loss = loss_fn(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        detached = loss.detach()
+        bad_step = torch.where((bad_step < 0) & ~torch.isfinite(detached), step, bad_step)
+        loss_sum += detached * len(y)
+        if out.shape[1] == 10 and getattr(model, "head", "fc") == "fc":
+            correct += (out.argmax(1) == y).sum()
+        seen += len(y)
+        if dev.type == "cpu" or step % 50 == 49 or step == len(batches) - 1:
+            if bad_step.item() >= 0:
+                raise RunFailure(f"loss became NaN or inf at epoch {epoch + 1}, step {bad_step.item() + 1} "
+                                 f"(lr {optimizer.param_groups[0]['lr']:g} too high?); the last good "
+                                 "checkpoint is kept")
+            if progress:
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}")
+        if stop["signal"] is not None:
+            raise Interrupted(f"interrupted during epoch {epoch + 1}; rerun with --resume to continue "
+                              f"from epoch {epoch + 1}")
+    bar.close()
+    metrics = {"train_loss": loss_sum.item() / seen}
+    if getattr(model, "head", "fc") == "fc":
+        metrics["train_acc"] = 100.0 * correct.item() / seen
+    return metrics
+
+
+def _checkpoint(cfg, model, optimizer, scheduler, epoch, history) -> dict:
+    return {"format": "trustlab-checkpoint-1", "method": to_jsonable(cfg.method()), "epoch": epoch,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history}
+
+
+def _restore(path: Path, cfg, model, optimizer, scheduler) -> tuple[int, list]:
+    ckpt = load_torch(path, what="checkpoint")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "trustlab-checkpoint-1":
+        raise RunFailure(f"{path} is not a trustlab checkpoint")
+    ours = to_jsonable(cfg.method())
+    diff = [k for k in sorted(set(ours) | set(ckpt["method"])) if ours.get(k) != ckpt["method"].get(k)]
+    if diff:
+        k = diff[0]
+        raise UsageError(f"checkpoint {path} is from a different run: {k} is {ckpt['method'].get(k)!r} "
+                         f"there but {ours.get(k)!r} here" + (f" (and {len(diff) - 1} more)" if len(diff) > 1 else ""))
+    load_state(model, ckpt["model"], path)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    return ckpt["epoch"] + 1, ckpt["history"]
+
+
+def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/cache", download=False,
+        wandb: bool = True, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
+        job_type: str = "train") -> dict:
+    """Train (or fine-tune) as cfg says, write the run folder `out`, return the results dict."""
+    cfg.validate()
+    out = Path(out)
+    metrics_path, ckpt_path = out / "metrics.json", out / "checkpoint.pt"
+    if metrics_path.exists() and not overwrite:
+        raise UsageError(f"{metrics_path} exists already (a finished run); pass --overwrite to train again")
+    if resume and not ckpt_path.is_file():
+        raise UsageError(f"--resume: no checkpoint at {ckpt_path}")
+    ensure_dir(out)
+    progress = sys.stderr.isatty() if progress is None else progress
+    started = time.time()
+    device = pick_device(cfg.device)
+    seed_everything(cfg.seed, cfg.deterministic)
+
+    train_set, eval_sets, described = prepare_data(cfg, data_root, cache_dir, download)
+    model = init_model(cfg).to(device)
+    frozen = freeze(model, cfg.trainable)
+    optimizer, scheduler = build_optimizer(cfg, model)
+    loss_fn = build_loss(cfg)
+    start_epoch, history = 0, []
+    if resume:
+        start_epoch, history = _restore(ckpt_path, cfg, model, optimizer, scheduler)
+        print(f"resuming {cfg.preset} from epoch {start_epoch + 1}", file=sys.stderr)
+
+    augment = None
+    if cfg.augment:
+        from loaders.augment import study_augmentation
+
+        augment = study_augmentation().to(device)
+    train_batches = Batches(train_set, cfg.batch_size, device, shuffle=True, augment=augment,
+                            image_size=cfg.image_size)
+    eval_batches = {k: Batches(v, cfg.eval_batch_size, device, image_size=cfg.image_size)
+                    for k, v in eval_sets.items()}
+    tracker = Tracker(wandb, group=cfg.preset, name=f"{cfg.preset}-s{cfg.seed}", job_type=job_type,
+                      config={**cfg.to_dict(), "datasets": described}, tags=(cfg.profile, cfg.question))
+    try:
+        with graceful_interrupts() as stop:
+            for epoch in range(start_epoch, cfg.epochs):
+                t0 = time.time()
+                row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+                row.update(train_epoch(model, train_batches, loss_fn, optimizer, frozen, epoch=epoch,
+                                       seed=cfg.seed, stop=stop, progress=progress))
+                scheduler.step()
+                for key, batches in eval_batches.items():
+                    row[f"{key}_acc"] = accuracy(model, batches)
+                row["seconds"] = round(time.time() - t0, 2)
+                history.append(row)
+                save_torch(ckpt_path, _checkpoint(cfg, model, optimizer, scheduler, epoch, history))
+                tracker.log(_namespaced(row), step=epoch + 1)
+                print(_epoch_line(cfg, row), file=sys.stderr)
+        results = _finish(cfg, out, model, history, described, device, started)
+        tracker.summary(results["metrics"])
+        tracker.image("curves", out / "curves.png")
+    except BaseException:
+        tracker.finish(exit_code=1)
+        raise
+    tracker.finish()
+    return results
+
+
+def _finish(cfg, out: Path, model, history, described, device, started) -> dict:
+    final = history[-1]
+    metrics = {k: v for k, v in final.items() if k.startswith("train_") or k.endswith("_acc")}
+    results = to_jsonable({
+        "preset": cfg.preset, "profile": cfg.profile, "seed": cfg.seed, "question": cfg.question,
+        "config": cfg.to_dict(), "roles": dataset_roles(cfg.profile), "datasets": described,
+        "metrics": metrics, "history": history,
+        "provenance": provenance(device, time.time() - started),
+    })
+    from eval.curves import plot_curves
+
+    save_torch(out / "model.pt", model.state_dict())
+    plot_curves(results, out / "curves.png")
+    write_json(out / "metrics.json", results)  # last: its presence marks a finished run
+    (out / "checkpoint.pt").unlink(missing_ok=True)
+    return results
+
+
+def _namespaced(row: dict) -> dict:
+    """W&B keys: train/loss, train/acc, test/<set>, val/<set>."""
+    logged = {}
+    for k, v in row.items():
+        if k.startswith("train_"):
+            logged[f"train/{k[6:]}"] = v
+        elif k.endswith("_test_acc"):
+            logged[f"test/{k[:-9]}"] = v
+        elif k.endswith("_val_acc"):
+            logged[f"val/{k[:-8]}"] = v
+        elif k in ("lr", "seconds"):
+            logged[f"train/{k}"] = v
+    return logged
+
+
+def _epoch_line(cfg, row) -> str:
+    parts = [f"{cfg.preset} epoch {row['epoch']}/{cfg.epochs}: loss {row['train_loss']:.4f}"]
+    if "train_acc" in row:
+        parts.append(f"train {row['train_acc']:.2f}%")
+    parts += [f"{k[:-4]} {v:.2f}%" for k, v in row.items() if k.endswith(("_test_acc", "_val_acc"))
+              and isinstance(v, float) and math.isfinite(v)]
+    return " | ".join(parts) + f" ({row['seconds']:.0f} s)"
