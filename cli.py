@@ -19,7 +19,7 @@ import typer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from core.errors import TrustlabError  # noqa: E402
-from experiments import DATASETS, LOSSES, NORMS, OPTIMIZERS, PRESETS, PROFILES  # noqa: E402
+from experiments import ATTACK_METHODS, DATASETS, LOSSES, NORMS, OPTIMIZERS, PRESETS, PROFILES  # noqa: E402
 
 app = typer.Typer(help="trustlab: generalization and robustness experiments with ResNet18.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -31,6 +31,8 @@ Dataset = _choices("Dataset", DATASETS)
 Optimizer = _choices("Optimizer", OPTIMIZERS)
 Loss = _choices("Loss", LOSSES)
 Norm = _choices("Norm", NORMS)
+Method = _choices("Method", ATTACK_METHODS)
+Threat = _choices("Threat", ("white-box", "transfer"))
 
 STATE = {"debug": bool(os.environ.get("TRUSTLAB_DEBUG"))}
 
@@ -171,6 +173,127 @@ def finetune_fc(
         results = run(cfg, out, data_root=data_root, cache_dir=cache_dir, download=download, wandb=wandb,
                       resume=resume, overwrite=overwrite, job_type="finetune-fc")
         _report(results, out)
+
+
+# Options shared by the evaluation commands.
+ModelOpt = Annotated[Path, typer.Option("--model", help="A finished run folder (metrics.json + model.pt).")]
+EpsOpt = Annotated[str, typer.Option(help="L-inf radius on the [0,1] pixel scale, e.g. 8/255 or 0.03.")]
+AlphaOpt = Annotated[str, typer.Option(help="PGD step size on the [0,1] pixel scale, e.g. 2/255.")]
+StepsOpt = Annotated[int, typer.Option(help="PGD iterations.")]
+RandomStartOpt = Annotated[bool, typer.Option(help="PGD: start from a uniform random point in the eps ball.")]
+PixelsOpt = Annotated[int, typer.Option(help="noise: white pixels (1.0 in every channel) per image.")]
+SourceOpt = Annotated[Optional[str], typer.Option(help="Transfer source: 'pretrained' (ImageNet ResNet18 before fine-tuning, the study's) or a run folder. Default: pretrained if the run used ImageNet weights, else the q2-baseline run beside it.")]
+NOpt = Annotated[Optional[int], typer.Option("--n", help="Evaluate on a stratified subset of this many test images.")]
+BatchOpt = Annotated[Optional[int], typer.Option(help="Evaluation batch size.")]
+
+
+def _spec(method, threat, eps, alpha, steps, random_start, noise_pixels, seed):
+    from attacks import AttackSpec, parse_eps
+
+    return AttackSpec(method=_value(method), eps=parse_eps(eps), alpha=parse_eps(alpha, "alpha"), steps=steps,
+                      random_start=random_start, n_pixels=noise_pixels, threat=_value(threat), seed=seed).validate()
+
+
+@app.command()
+def attack(
+    model: ModelOpt,
+    method: Annotated[list[Method], typer.Option(help="Attack; repeat for several. noise+fgsm is the study's (20 white pixels, then FGSM).")] = [Method.pgd],  # noqa: B006
+    threat: Annotated[list[Threat], typer.Option(help="white-box (crafted on this model) or transfer (on --source); repeat for both.")] = [Threat["white-box"]],  # noqa: B006
+    eps: EpsOpt = "8/255",
+    alpha: AlphaOpt = "2/255",
+    steps: StepsOpt = 10,
+    random_start: RandomStartOpt = True,
+    noise_pixels: PixelsOpt = 20,
+    source: SourceOpt = None,
+    eps_sweep: Annotated[Optional[str], typer.Option(help="Comma-separated eps values, e.g. '0,2/255,4/255,8/255': robust accuracy of the first --method (white-box) at each, drawn as a curve.")] = None,
+    n: NOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="Results JSON; default <model>/robustness.json. The example grid and eps curve go beside it.")] = None,
+    seed: SeedOpt = 0,
+    data_root: DataRootOpt = Path("data"),
+    cache_dir: CacheDirOpt = Path("data/cache"),
+    download: DownloadOpt = True,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = None,
+):
+    """Robust accuracy of a trained run under FGSM, PGD, noise or AutoAttack, per threat model."""
+    with errors():
+        from attacks import parse_eps
+        from eval.robustness import attack_run
+
+        specs = [_spec(m, t, eps, alpha, steps, random_start, noise_pixels, seed) for m in method for t in threat]
+        sweep = [parse_eps(e.strip(), "eps-sweep value") for e in eps_sweep.split(",")] if eps_sweep else None
+        out = out or model / "robustness.json"
+        attack_run(model, specs, out, source=source, eps_sweep=sweep, n=n, data_root=data_root,
+                   cache_dir=cache_dir, download=download, device=device, batch_size=batch_size)
+        typer.echo(f"wrote {out}")
+
+
+@app.command("knn-eval")
+def knn_eval(
+    model: ModelOpt,
+    k: Annotated[int, typer.Option(help="Neighbours (scikit-learn KNeighborsClassifier semantics).")] = 3,
+    attack: Annotated[Optional[Method], typer.Option("--attack", help="Also report kNN accuracy under this attack.")] = None,
+    threat: Annotated[Threat, typer.Option(help="white-box or transfer.")] = Threat["white-box"],
+    eps: EpsOpt = "8/255",
+    alpha: AlphaOpt = "2/255",
+    steps: StepsOpt = 10,
+    noise_pixels: PixelsOpt = 20,
+    source: SourceOpt = None,
+    n: NOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="Results JSON; default <model>/knn.json.")] = None,
+    seed: SeedOpt = 0,
+    data_root: DataRootOpt = Path("data"),
+    cache_dir: CacheDirOpt = Path("data/cache"),
+    download: DownloadOpt = True,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = None,
+):
+    """Clean and adversarial kNN accuracy on the 512-d features, fitted on the train embeddings."""
+    with errors():
+        from eval.robustness import knn_run
+
+        spec = _spec(attack, threat, eps, alpha, steps, True, noise_pixels, seed) if attack else None
+        out = out or model / "knn.json"
+        report = knn_run(model, out, k=k, attack=spec, source=source, n=n, data_root=data_root,
+                         cache_dir=cache_dir, download=download, device=device, batch_size=batch_size)
+        shown = "".join(f", {r['threat_model']} {r['method']} {r['robust_acc']:.2f}%" for r in report["results"])
+        typer.echo(f"{report['preset']}: kNN (k={k}) clean {report['clean_acc']:.2f}%{shown}")
+        typer.echo(f"wrote {out}")
+
+
+@app.command()
+def umap(
+    model: ModelOpt,
+    attack: Annotated[Method, typer.Option("--attack", help="Attack whose features are placed into the clean map.")] = Method["noise+fgsm"],
+    threat: Annotated[Threat, typer.Option(help="white-box or transfer.")] = Threat["white-box"],
+    eps: EpsOpt = "8/255",
+    alpha: AlphaOpt = "2/255",
+    steps: StepsOpt = 10,
+    noise_pixels: PixelsOpt = 20,
+    source: SourceOpt = None,
+    max_points: Annotated[int, typer.Option(help="Test images to embed (a stratified subset).")] = 2000,
+    out: Annotated[Optional[Path], typer.Option(help="Results JSON with the 2-d points; default <model>/umap.json (the PNG goes beside it).")] = None,
+    seed: SeedOpt = 0,
+    data_root: DataRootOpt = Path("data"),
+    cache_dir: CacheDirOpt = Path("data/cache"),
+    download: DownloadOpt = True,
+    device: DeviceOpt = "auto",
+    wandb: WandbOpt = True,
+):
+    """UMAP (n_neighbors=10, min_dist=0.3, random_state=42) of clean and adversarial test features."""
+    with errors():
+        from core.tracking import Tracker
+        from eval.robustness import umap_run
+
+        spec = _spec(attack, threat, eps, alpha, steps, True, noise_pixels, seed)
+        out = out or model / "umap.json"
+        report = umap_run(model, out, attack=spec, source=source, max_points=max_points, data_root=data_root,
+                          cache_dir=cache_dir, download=download, device=device)
+        tracker = Tracker(wandb, group=report["preset"], name=f"{report['preset']}-s{report['seed']}-umap",
+                          job_type="umap", config={"model": str(model), "attack": report["attack"], **report["umap"]})
+        tracker.image("umap", out.with_suffix(".png"), caption=f"{report['preset']} clean vs adversarial")
+        tracker.finish()
+        typer.echo(f"wrote {out} and {out.with_suffix('.png')}")
 
 
 def raise_usage(message: str):

@@ -56,6 +56,15 @@ class RunConfig:
     init_from: str | None = None    # run folder whose model.pt starts this run
     trainable: tuple[str, ...] = () # parameter-name prefixes to train; () = all
     finetune_samples: int | None = None  # uniformly random training images (the study: 800)
+    # --- attacks (eps and alpha on the [0,1] pixel scale) ---
+    attack_eps: float = 8 / 255     # L-inf radius of FGSM/PGD (the study does not state it)
+    attack_alpha: float = 2 / 255   # PGD step
+    attack_steps: int = 10          # PGD iterations
+    noise_pixels: int = 20          # white pixels per image before FGSM (the study's adversarial data)
+    adv_prob: float = 0.0           # adversarial training: each sample replaced with this probability
+    adv_method: str = "noise+fgsm"  # ... by this attack, crafted white-box against the model in training
+    val_attack: str | None = None   # per-epoch adversarial accuracy on the val/test sets (white-box)
+    knn_k: int = 3                  # kNN evaluation of embedding models (scikit-learn semantics)
     # --- runtime (never changes the method) ---
     device: str = "auto"
     eval_batch_size: int = 256
@@ -87,6 +96,14 @@ class RunConfig:
             raise UsageError(f"smoothing must be in [0, 1), got {self.smoothing}")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.adv_prob <= 1:
+            raise UsageError(f"adv-prob must be in [0, 1], got {self.adv_prob}")
+        if not 0 <= self.attack_eps < 1:
+            raise UsageError(f"eps must be in [0, 1) on the pixel scale, got {self.attack_eps}")
+        if self.attack_steps < 1:
+            raise UsageError(f"steps must be at least 1, got {self.attack_steps}")
+        if self.knn_k < 1:
+            raise UsageError(f"k must be at least 1, got {self.knn_k}")
         if (self.loss == "circle") != (self.head == "none"):
             raise UsageError("loss 'circle' goes with head 'none' (an embedding model), and only with it")
         return self
@@ -148,6 +165,29 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            kind="finetune", needs="q1-reverse-unsupervised"),
 ]}
 
+# Q2: ImageNet-pretrained ResNet18 on CIFAR-10 at 224 px, normalization (0.5, 0.5, 0.5) inside the
+# model. The study leaves the optimizer unstated: SGD(lr=0.01, momentum=0.9) with ExponentialLR(0.99)
+# is our choice, set here once for every Q2 preset.
+_Q2 = dict(train_on="cifar10", eval_on=("cifar10",), val_size=10_000, image_size=224,
+           input_mean=(0.5, 0.5, 0.5), input_std=(0.5, 0.5, 0.5), pretrained=True,
+           optimizer="sgd", lr=0.01, momentum=0.9, lr_gamma=0.99, batch_size=128, epochs=25,
+           val_attack="noise+fgsm")
+# The study's adversarial numbers: 20 white pixels then FGSM, crafted once on the ImageNet model
+# before fine-tuning (transfer). `adversarial` is the cifar10 test accuracy on that set.
+PRESETS.update({p.name: p for p in [
+    Preset("q2-examples", "q2", "Clean, noisy and adversarial test images", {**_Q2},
+           kind="examples", needs="q2-baseline"),
+    Preset("q2-baseline", "q2", "Cross-entropy on clean CIFAR-10", {**_Q2},
+           reference={"cifar10_test_acc": 89.31, "adversarial": 11.89}),
+    Preset("q2-adversarial", "q2", "Adversarial training (p = 0.5 per sample)", {**_Q2, "adv_prob": 0.5},
+           reference={"cifar10_test_acc": 87.33, "adversarial": 79.65}),
+    Preset("q2-circle", "q2", "Circle Loss embedding, kNN (k = 3)",
+           {**_Q2, "head": "none", "loss": "circle", "epochs": 20},
+           reference={"cifar10_test_acc": 89.52, "adversarial": 7.28}),
+]})
+REFERENCE_THREAT = {"q2": {"threat_model": "transfer", "method": "noise+fgsm", "eps_label": "not stated (8/255 used)",
+                           "source": "ImageNet ResNet18 before fine-tuning"}}
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -159,16 +199,20 @@ class Profile:
 
 # Only these fields may differ between profiles: scale, never method.
 SCALE_FIELDS = {"train_size", "eval_size", "val_size", "epochs", "image_size", "finetune_samples"}
+ATTACK_METHODS = ("noise", "fgsm", "pgd", "noise+fgsm", "noise+pgd", "autoattack")
 
 PROFILES: dict[str, Profile] = {p.name: p for p in [
     Profile("paper", "the study's exact settings and full datasets"),
     Profile("quick", "the same method on stratified subsets; `make q1` in about 30 min on 2 CPU cores",
-            scale={"q1": dict(train_size=5000, eval_size=2000, epochs=5)}),
+            scale={"q1": dict(train_size=5000, eval_size=2000, epochs=5),
+                   "q2": dict(train_size=5000, val_size=10_000, eval_size=1000, epochs=6, image_size=32)}),
     Profile("smoke", "a few hundred images and 1 epoch, for CI",
-            scale={"q1": dict(train_size=300, eval_size=200, epochs=1, finetune_samples=100)}),
+            scale={"q1": dict(train_size=300, eval_size=200, epochs=1, finetune_samples=100),
+                   "q2": dict(train_size=300, val_size=200, eval_size=100, epochs=1, image_size=32)}),
     Profile("demo", "embedded scikit-learn digits standing in for every dataset; numbers are not the study's",
-            scale={"q1": dict(epochs=3, finetune_samples=200)},
-            dataset_map={"svhn": "digits", "mnist": "digits-inverted"}),
+            scale={"q1": dict(train_size=600, epochs=2, finetune_samples=200),
+                   "q2": dict(train_size=600, val_size=300, eval_size=200, epochs=8, image_size=32)},
+            dataset_map={"svhn": "digits", "mnist": "digits-inverted", "cifar10": "digits"}),
 ]}
 
 

@@ -1,18 +1,30 @@
-"""Top-1 accuracy in %, in eval mode and without gradients; the model's mode is restored."""
+"""Clean and adversarial accuracy in %, without parameter gradients; the model's mode is restored."""
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from loaders.batches import Batches
 
 
-@torch.inference_mode()
-def accuracy(model: nn.Module, batches: Batches) -> float:
-    was_training = model.training
-    model.eval()
+def accuracy(classifier, batches: Batches, attack=None, source=None, seed: int = 0) -> float:
+    """Top-1 accuracy of classifier on batches; with attack (an AttackSpec), on the adversarial images,
+    crafted against source.logits_model (transfer) or against the classifier's own (white-box)."""
+    return evaluate(classifier, batches, attack, source, seed)["acc"]
+
+
+def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int = 0, keep: int = 0) -> dict:
+    from attacks.registry import run_attack
+
     correct = torch.zeros((), dtype=torch.int64, device=batches.device)
-    for x, y in batches.epoch():
-        correct += (model(x).argmax(1) == y).sum()
-    model.train(was_training)
-    return 100.0 * correct.item() / max(len(batches.labels), 1)
+    kept = {}
+    crafted_on = (source or classifier).logits_model
+    for i, (x, y) in enumerate(batches.epoch()):
+        if attack is not None:
+            g = torch.Generator(device=x.device).manual_seed(seed * 1_000_003 + i)
+            x = run_attack(attack, crafted_on, x, y, generator=g)
+        pred = classifier.predict(x)
+        correct += (pred == y).sum()
+        if i == 0 and keep:
+            kept = {"images": x[:keep].cpu(), "labels": y[:keep].cpu(), "preds": pred[:keep].cpu()}
+    n = max(len(batches.labels), 1)
+    return {"acc": 100.0 * correct.item() / n, "n": len(batches.labels), **({"examples": kept} if keep else {})}

@@ -25,6 +25,8 @@ from core.provenance import provenance
 from core.seed import rng_state, seed_everything, set_rng_state
 from core.tracking import Tracker
 from eval.accuracy import accuracy
+from eval.classify import Classifier
+from trainers.adversarial import eval_attack, mix_adversarial, training_attack
 from experiments import RunConfig, dataset_roles
 from loaders.batches import Batches
 from loaders.datasets import load_split, random_subset, stratified_subset, train_val_split
@@ -163,7 +165,7 @@ def graceful_interrupts():
 # ---------------------------------------------------------------- the loop
 
 def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: int, seed: int, stop,
-                progress: bool) -> dict:
+                progress: bool, adv=None, adv_prob: float = 0.0) -> dict:
     from tqdm.auto import tqdm
 
     model.train()
@@ -176,7 +178,11 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     bad_step = torch.full((), -1, dtype=torch.int64, device=dev)  # first non-finite step, no host sync
     bar = tqdm(batches.epoch(seed * 100_003 + epoch), total=len(batches), leave=False, disable=not progress,
                desc=f"epoch {epoch + 1}", unit="batch", file=sys.stderr)
+    adv_seen = 0
     for step, (x, y) in enumerate(bar):
+        if adv is not None:
+            x, mask = mix_adversarial(model, x, y, adv_prob, adv)
+            adv_seen += int(mask.sum())
         out = model(x)
         loss = loss_fn(out, y)
         optimizer.zero_grad(set_to_none=True)
@@ -202,6 +208,8 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     metrics = {"train_loss": loss_sum.item() / seen}
     if getattr(model, "head", "fc") == "fc":
         metrics["train_acc"] = 100.0 * correct.item() / seen
+    if adv is not None:
+        metrics["train_adv_fraction"] = adv_seen / seen
     return metrics
 
 
@@ -264,6 +272,9 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
                             image_size=cfg.image_size)
     eval_batches = {k: Batches(v, cfg.eval_batch_size, device, image_size=cfg.image_size)
                     for k, v in eval_sets.items()}
+    # Embedding models are scored by kNN on the train embeddings (plain images, no augmentation).
+    knn_train = Batches(train_set, cfg.eval_batch_size, device, image_size=cfg.image_size) if cfg.head == "none" else None
+    adv_train, adv_eval = training_attack(cfg), eval_attack(cfg)
     tracker = Tracker(wandb, group=cfg.preset, name=f"{cfg.preset}-s{cfg.seed}", job_type=job_type,
                       config={**cfg.to_dict(), "datasets": described}, tags=(cfg.profile, cfg.question))
     try:
@@ -272,10 +283,15 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
                 t0 = time.time()
                 row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
                 row.update(train_epoch(model, train_batches, loss_fn, optimizer, frozen, epoch=epoch,
-                                       seed=cfg.seed, stop=stop, progress=progress))
+                                       seed=cfg.seed, stop=stop, progress=progress, adv=adv_train,
+                                       adv_prob=cfg.adv_prob))
                 scheduler.step()
+                classifier = Classifier(model, knn_train, cfg.knn_k)
                 for key, batches in eval_batches.items():
-                    row[f"{key}_acc"] = accuracy(model, batches)
+                    row[f"{key}_acc"] = accuracy(classifier, batches)
+                    if adv_eval is not None and key.endswith("_val"):
+                        # white-box, against the model as it is after this epoch
+                        row[f"{key}_adv_acc"] = accuracy(classifier, batches, adv_eval, seed=cfg.seed)
                 row["seconds"] = round(time.time() - t0, 2)
                 history.append(row)
                 save_torch(ckpt_path, _checkpoint(cfg, model, optimizer, scheduler, epoch, history))
@@ -294,10 +310,12 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
 def _finish(cfg, out: Path, model, history, described, device, started) -> dict:
     final = history[-1]
     metrics = {k: v for k, v in final.items() if k.startswith("train_") or k.endswith("_acc")}
+    attack = eval_attack(cfg)
     results = to_jsonable({
         "preset": cfg.preset, "profile": cfg.profile, "seed": cfg.seed, "question": cfg.question,
         "config": cfg.to_dict(), "roles": dataset_roles(cfg.profile), "datasets": described,
         "metrics": metrics, "history": history,
+        "val_attack": attack.describe() if attack else None,
         "provenance": provenance(device, time.time() - started),
     })
     from eval.curves import plot_curves
@@ -317,6 +335,8 @@ def _namespaced(row: dict) -> dict:
             logged[f"train/{k[6:]}"] = v
         elif k.endswith("_test_acc"):
             logged[f"test/{k[:-9]}"] = v
+        elif k.endswith("_val_adv_acc"):
+            logged[f"adv/{k[:-12]}"] = v
         elif k.endswith("_val_acc"):
             logged[f"val/{k[:-8]}"] = v
         elif k in ("lr", "seconds"):
@@ -328,6 +348,6 @@ def _epoch_line(cfg, row) -> str:
     parts = [f"{cfg.preset} epoch {row['epoch']}/{cfg.epochs}: loss {row['train_loss']:.4f}"]
     if "train_acc" in row:
         parts.append(f"train {row['train_acc']:.2f}%")
-    parts += [f"{k[:-4]} {v:.2f}%" for k, v in row.items() if k.endswith(("_test_acc", "_val_acc"))
+    parts += [f"{k[:-4]} {v:.2f}%" for k, v in row.items() if k.endswith(("_test_acc", "_val_acc", "_adv_acc"))
               and isinstance(v, float) and math.isfinite(v)]
     return " | ".join(parts) + f" ({row['seconds']:.0f} s)"

@@ -1,0 +1,17 @@
+"""AutoAttack (Croce & Hein, ICML 2020) through torchattacks: the standard L-inf ensemble of
+APGD-CE, APGD-T, FAB-T and Square. The strongest standard check; slow on a CPU (use --n)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from attacks.base import eval_no_param_grad
+
+
+def autoattack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255,
+               seed: int = 0, **_) -> torch.Tensor:
+    import torchattacks
+
+    with eval_no_param_grad(model):
+        attack = torchattacks.AutoAttack(model, norm="Linf", eps=eps, version="standard", n_classes=10, seed=seed)
+        return attack(images, labels).detach()

@@ -1,0 +1,96 @@
+"""What every attack shares: the spec (threat model, eps on the pixel scale), eps parsing, and the
+guarantee that the model's mode and requires_grad flags come back unchanged."""
+from __future__ import annotations
+
+import math
+import re
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+
+import torch
+from torch import nn
+
+from core.errors import UsageError
+
+THREATS = ("white-box", "transfer")
+
+
+def parse_eps(text: str | float, name: str = "eps") -> float:
+    """'8/255', '0.03' or a float -> float in [0, 1), on the [0,1] pixel scale."""
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        s = str(text).strip()
+        if not re.fullmatch(r"\d+(\.\d+)?(/\d+(\.\d+)?)?|\.\d+", s):
+            raise UsageError(f"cannot parse {name} {text!r}; write a number such as 0.03 or a fraction such as 8/255")
+        try:
+            value = float(Fraction(s)) if "/" in s and "." not in s else (
+                float(s.split("/")[0]) / float(s.split("/")[1]) if "/" in s else float(s))
+        except ZeroDivisionError:
+            raise UsageError(f"cannot parse {name} {text!r}: division by zero") from None
+    if not math.isfinite(value) or not 0 <= value < 1:
+        raise UsageError(f"{name} must be in [0, 1) on the [0,1] pixel scale, got {text!r}")
+    return value
+
+
+def eps_label(eps: float) -> str:
+    """8/255 when eps is a whole number of 255ths, else the decimal."""
+    k = eps * 255
+    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{eps:g}"
+
+
+@dataclass
+class AttackSpec:
+    method: str = "noise+fgsm"
+    eps: float = 8 / 255          # L-inf radius, [0,1] pixel scale
+    alpha: float = 2 / 255        # PGD step size, [0,1] pixel scale
+    steps: int = 10               # PGD iterations
+    random_start: bool = True     # PGD: start uniformly inside the eps ball
+    n_pixels: int = 20            # noise: white pixels per image
+    threat: str = "white-box"     # or "transfer" (crafted on a fixed source model)
+    seed: int = 0
+
+    def validate(self) -> "AttackSpec":
+        from attacks.registry import ATTACKS
+
+        if self.method not in ATTACKS:
+            raise UsageError(f"unknown attack method {self.method!r}; choose one of {', '.join(ATTACKS)}")
+        if self.threat not in THREATS:
+            raise UsageError(f"unknown threat model {self.threat!r}; choose one of {', '.join(THREATS)}")
+        parse_eps(self.eps)
+        parse_eps(self.alpha, "alpha")
+        if self.steps < 1:
+            raise UsageError(f"steps must be at least 1, got {self.steps}")
+        if self.n_pixels < 0:
+            raise UsageError(f"noise pixels must be >= 0, got {self.n_pixels}")
+        return self
+
+    def describe(self) -> dict:
+        """What every adversarial number is stored with: threat model, method, eps, steps."""
+        d = asdict(self)
+        d["eps_label"] = eps_label(self.eps)
+        d["threat_model"] = d.pop("threat")
+        if "pgd" not in self.method and self.method != "autoattack":
+            d["steps"] = 1 if "fgsm" in self.method else 0
+            d.pop("alpha"), d.pop("random_start")
+        if "noise" not in self.method:
+            d.pop("n_pixels")
+        return d
+
+
+@contextmanager
+def eval_no_param_grad(model: nn.Module):
+    """Eval mode and no parameter gradients for the attack; mode and flags restored afterwards
+    (advertorch.context.ctx_noparamgrad_and_eval does the same, used by the advertorch attacks)."""
+    was_training = model.training
+    flags = [p.requires_grad for p in model.parameters()]
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+        model.train(was_training)

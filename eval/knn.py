@@ -1,0 +1,39 @@
+"""k-nearest-neighbour classification on embeddings, as scikit-learn's KNeighborsClassifier does it
+(Euclidean distance, uniform vote, ties to the smallest label), in chunked torch for speed.
+sklearn stays the reference (`knn_predict_sklearn`), and tests hold the two equal."""
+from __future__ import annotations
+
+import torch
+
+from core.errors import UsageError
+
+
+def _check(train_x: torch.Tensor, k: int) -> None:
+    if k < 1:
+        raise UsageError(f"k must be at least 1, got {k}")
+    if k > len(train_x):
+        raise UsageError(f"k={k} is larger than the number of training points ({len(train_x)})")
+
+
+@torch.no_grad()
+def knn_predict(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, k: int = 3,
+                chunk: int = 2048, num_classes: int = 10) -> torch.Tensor:
+    _check(train_x, k)
+    train_x = train_x.float()
+    preds = []
+    for start in range(0, len(test_x), chunk):
+        q = test_x[start:start + chunk].float().to(train_x.device)
+        d = torch.cdist(q, train_x, compute_mode="donot_use_mm_for_euclid_dist")
+        idx = d.topk(k, dim=1, largest=False).indices
+        votes = torch.zeros(len(q), num_classes, device=q.device).scatter_add_(
+            1, train_y.to(q.device)[idx], torch.ones(idx.shape, device=q.device))
+        preds.append(votes.argmax(1))  # argmax returns the first maximum: the smallest tied label
+    return torch.cat(preds).cpu() if preds else torch.empty(0, dtype=torch.long)
+
+
+def knn_predict_sklearn(train_x, train_y, test_x, k: int = 3):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    _check(train_x, k)
+    clf = KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(train_x.cpu().numpy(), train_y.cpu().numpy())
+    return torch.from_numpy(clf.predict(test_x.cpu().numpy())).long()
