@@ -22,12 +22,19 @@ RESULTS ?= results
 VENV ?= .venv
 PYTHON ?= $(VENV)/bin/python
 
+SEEDS ?=
 R := $(RESULTS)/$(PROFILE)
+# A run folder is $(R)/<preset> for one seed (SEED), or $(R)/<preset>/seed-<n> for each n in SEEDS.
+runs = $(if $(SEEDS),$(foreach n,$(SEEDS),$(R)/$(1)/seed-$(n)),$(R)/$(1))
+files = $(addsuffix /$(2),$(call runs,$(1)))
+preset_of = $(firstword $(subst /, ,$(1)))
+seed_suffix = $(if $(findstring /seed-,$(1)),/$(lastword $(subst /, ,$(1))))
+seed_of = $(if $(findstring /seed-,$(1)),$(patsubst seed-%,%,$(lastword $(subst /, ,$(1)))),$(SEED))
 CODE := cli.py experiments.py $(wildcard core/*.py models/*.py loaders/*.py trainers/*.py losses/*.py eval/*.py attacks/*.py)
 # Build the virtual environment only when the default interpreter is in use.
 VENV_STAMP := $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/.installed)
 
-COMMON_FLAGS = --profile $(PROFILE) --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) --seed $(SEED) \
+COMMON_FLAGS = --profile $(PROFILE) --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) \
 	$(if $(filter 0,$(DOWNLOAD)),--no-download,--download) $(if $(filter 0,$(WANDB)),--no-wandb,--wandb) \
 	--overwrite $(EXTRA)
 TRAIN_FLAGS = $(COMMON_FLAGS) $(if $(filter 0,$(PRETRAINED)),--no-pretrained) $(if $(WEIGHTS),--weights $(WEIGHTS))
@@ -36,10 +43,12 @@ RESUME = $(if $(wildcard $(@D)/checkpoint.pt),--resume)
 
 # Q2: the transfer source is the ImageNet model before fine-tuning (the study's), or without ImageNet
 # weights (PRETRAINED=0) the trained q2-baseline run.
-SOURCE ?= $(if $(filter 0,$(PRETRAINED)),$(R)/q2-baseline,pretrained)
-SOURCE_DEP = $(if $(filter pretrained,$(SOURCE)),,$(SOURCE)/metrics.json)
+# With several seeds, each seed's runs are attacked with that seed's q2-baseline as the source.
+SOURCE ?=
+source_of = $(or $(SOURCE),$(if $(filter 0,$(PRETRAINED)),$(R)/q2-baseline$(call seed_suffix,$(1)),pretrained))
+source_dep = $(if $(filter pretrained,$(call source_of,$(1))),,$(call source_of,$(1))/metrics.json)
 UMAP_POINTS ?= $(if $(filter paper,$(PROFILE)),10000,$(if $(filter smoke,$(PROFILE)),100,$(if $(filter demo,$(PROFILE)),200,2000)))
-EVAL_FLAGS = --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) --seed $(SEED) --source $(SOURCE) \
+EVAL_FLAGS = --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) \
 	$(if $(filter 0,$(DOWNLOAD)),--no-download,--download) $(EXTRA)
 Q2_ATTACKS = --method fgsm --method pgd --method noise+fgsm --threat white-box --threat transfer \
 	--eps 8/255 --alpha 2/255 --steps 10 --eps-sweep 0,1/255,2/255,4/255,8/255,16/255
@@ -49,7 +58,7 @@ Q1 := $(Q1_TRAIN) q1-reverse-supervised
 
 Q2 := q2-examples q2-baseline q2-adversarial q2-circle
 
-.PHONY: help venv test demo q1 q2 all $(Q1) $(Q2) clean-results
+.PHONY: help venv test demo q1 q2 all report wandb-sync $(Q1) $(Q2) clean-results
 
 help: ## List the targets
 	@echo "trustlab — make TARGET [PROFILE=paper|quick|smoke|demo] [DATA_ROOT=data] [SEED=0] [PRETRAINED=0|1]"
@@ -67,8 +76,8 @@ test: | $(VENV_STAMP) ## Run the test suite
 	$(PYTHON) -m pytest -q tests
 
 demo: | $(VENV_STAMP) ## The study at demo scale on embedded digits, no downloads (a few minutes on CPU)
-	$(MAKE) q1 q2 PROFILE=demo PRETRAINED=0 DOWNLOAD=0
-	@echo "demo results: $(RESULTS)/demo/"
+	$(MAKE) q1 q2 report PROFILE=demo PRETRAINED=0 DOWNLOAD=0
+	@echo "demo report: $(RESULTS)/demo/REPORT.md"
 
 all: q1 q2 ## Every section of the study
 
@@ -76,33 +85,50 @@ q1: $(Q1) ## Every Q1 section (generalization: SVHN -> MNIST)
 
 q2: $(Q2) ## Every Q2 section (robustness: CIFAR-10, FGSM/PGD, adversarial training, Circle Loss)
 
-q2-examples: $(R)/q2-examples/robustness.json
-q2-baseline: $(R)/q2-baseline/robustness.json $(R)/q2-baseline/umap.json
-q2-adversarial: $(R)/q2-adversarial/robustness.json
-q2-circle: $(R)/q2-circle/robustness.json $(R)/q2-circle/knn.json $(R)/q2-circle/umap.json
+q2-examples: $(call files,q2-examples,robustness.json)
+q2-baseline: $(call files,q2-baseline,robustness.json) $(call files,q2-baseline,umap.json)
+q2-adversarial: $(call files,q2-adversarial,robustness.json)
+q2-circle: $(call files,q2-circle,robustness.json) $(call files,q2-circle,knn.json) $(call files,q2-circle,umap.json)
 
-$(foreach s,$(Q1),$(eval $(s): $(R)/$(s)/metrics.json))
+report: | $(VENV_STAMP) ## REPORT.md for PROFILE from whatever results exist (study vs ours, mean ± std)
+	$(PYTHON) cli.py report --profile $(PROFILE) --results $(RESULTS)
+
+wandb-sync: | $(VENV_STAMP) ## Upload the offline W&B runs under results/wandb (needs WANDB_API_KEY or `wandb login`)
+	$(VENV)/bin/wandb sync --include-offline $(RESULTS)/wandb/wandb/offline-run-*
+
+$(foreach s,$(Q1),$(eval $(s): $(call files,$(s),metrics.json)))
 
 # Training sections: one pattern rule; the file depends on the code that makes it.
 $(R)/%/metrics.json: $(CODE) | $(VENV_STAMP)
-	$(PYTHON) cli.py train --preset $* --out $(@D) $(TRAIN_FLAGS) $(RESUME)
+	$(PYTHON) cli.py train --preset $(call preset_of,$*) --seed $(call seed_of,$*) --out $(@D) $(TRAIN_FLAGS) $(RESUME)
 
 $(R)/q1-reverse-supervised/metrics.json: $(R)/q1-reverse-unsupervised/metrics.json $(CODE) | $(VENV_STAMP)
-	$(PYTHON) cli.py finetune-fc --preset q1-reverse-supervised --from-run $(<D) --out $(@D) $(COMMON_FLAGS) $(RESUME)
+	$(PYTHON) cli.py finetune-fc --preset q1-reverse-supervised --seed $(SEED) --from-run $(<D) --out $(@D) $(COMMON_FLAGS) $(RESUME)
+
+$(R)/q1-reverse-supervised/seed-%/metrics.json: $(R)/q1-reverse-unsupervised/seed-%/metrics.json $(CODE) | $(VENV_STAMP)
+	$(PYTHON) cli.py finetune-fc --preset q1-reverse-supervised --seed $* --from-run $(<D) --out $(@D) $(COMMON_FLAGS) $(RESUME)
 
 # Q2 evaluations of a trained run: white-box and transfer FGSM, PGD and the study's noise+FGSM.
-$(R)/%/robustness.json: $(R)/%/metrics.json $$(SOURCE_DEP) $(CODE) | $(VENV_STAMP)
-	$(PYTHON) cli.py attack --model $(@D) $(Q2_ATTACKS) $(EVAL_FLAGS) --out $@
+$(R)/%/robustness.json: $(R)/%/metrics.json $$(call source_dep,$$*) $(CODE) | $(VENV_STAMP)
+	$(PYTHON) cli.py attack --model $(@D) $(Q2_ATTACKS) --seed $(call seed_of,$*) --source $(call source_of,$*) \
+		$(EVAL_FLAGS) --out $@
 
-$(R)/q2-examples/robustness.json: $(R)/q2-baseline/metrics.json $$(SOURCE_DEP) $(CODE) | $(VENV_STAMP)
-	$(PYTHON) cli.py attack --model $(<D) --method noise+fgsm --threat white-box --threat transfer $(EVAL_FLAGS) --out $@
+# q2-examples draws from the q2-baseline run of the same seed.
+EXAMPLES = $(PYTHON) cli.py attack --model $(<D) --method noise+fgsm --threat white-box --threat transfer \
+	--seed $(call seed_of,$(1)) --source $(call source_of,$(1)) $(EVAL_FLAGS) --out $@
+$(R)/q2-examples/robustness.json: $(R)/q2-baseline/metrics.json $$(call source_dep,q2-examples) $(CODE) | $(VENV_STAMP)
+	$(call EXAMPLES,q2-examples)
+$(R)/q2-examples/seed-%/robustness.json: $(R)/q2-baseline/seed-%/metrics.json $$(call source_dep,q2-examples/seed-$$*) \
+		$(CODE) | $(VENV_STAMP)
+	$(call EXAMPLES,q2-examples/seed-$*)
 
-$(R)/%/knn.json: $(R)/%/metrics.json $$(SOURCE_DEP) $(CODE) | $(VENV_STAMP)
-	$(PYTHON) cli.py knn-eval --model $(@D) --k 3 --attack noise+fgsm --threat transfer $(EVAL_FLAGS) --out $@
+$(R)/%/knn.json: $(R)/%/metrics.json $$(call source_dep,$$*) $(CODE) | $(VENV_STAMP)
+	$(PYTHON) cli.py knn-eval --model $(@D) --k 3 --attack noise+fgsm --threat transfer --seed $(call seed_of,$*) \
+		--source $(call source_of,$*) $(EVAL_FLAGS) --out $@
 
 $(R)/%/umap.json: $(R)/%/metrics.json $(CODE) | $(VENV_STAMP)
 	$(PYTHON) cli.py umap --model $(@D) --attack noise+fgsm --threat white-box --max-points $(UMAP_POINTS) \
-		$(filter-out --source $(SOURCE),$(EVAL_FLAGS)) $(if $(filter 0,$(WANDB)),--no-wandb,--wandb) --out $@
+		--seed $(call seed_of,$*) $(EVAL_FLAGS) $(if $(filter 0,$(WANDB)),--no-wandb,--wandb) --out $@
 
 clean-results: ## Delete results/$(PROFILE) (asks first)
 	@read -p "delete $(R)? [y/N] " a && [ "$$a" = y ] && rm -rf $(R) || echo kept

@@ -296,6 +296,20 @@ def umap(
         typer.echo(f"wrote {out} and {out.with_suffix('.png')}")
 
 
+@app.command()
+def report(
+    profile: ProfileOpt = ProfileName.paper,
+    results: Annotated[Path, typer.Option(help="Results root holding <profile>/<preset>/... folders.")] = Path("results"),
+    out: Annotated[Optional[Path], typer.Option(help="Markdown file to write; default results/<profile>/REPORT.md.")] = None,
+):
+    """REPORT.md from the results files: the study's numbers beside ours (mean ± std over seeds), Δ, figures."""
+    with errors():
+        from eval.report import write_report
+
+        path = write_report(_value(profile), results, out)
+        typer.echo(f"report: {path}")
+
+
 def raise_usage(message: str):
     from core.errors import UsageError
 

@@ -205,7 +205,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
     Profile("paper", "the study's exact settings and full datasets"),
     Profile("quick", "the same method on stratified subsets; `make q1` in about 30 min on 2 CPU cores",
             scale={"q1": dict(train_size=5000, eval_size=2000, epochs=5),
-                   "q2": dict(train_size=5000, val_size=10_000, eval_size=1000, epochs=6, image_size=32)}),
+                   "q2": dict(train_size=10_000, val_size=10_000, eval_size=1000, epochs=10, image_size=32)}),
     Profile("smoke", "a few hundred images and 1 epoch, for CI",
             scale={"q1": dict(train_size=300, eval_size=200, epochs=1, finetune_samples=100),
                    "q2": dict(train_size=300, val_size=200, eval_size=100, epochs=1, image_size=32)}),

@@ -41,3 +41,27 @@ def test_make_q1_smoke_end_to_end(tmp_path, data_root, weights_file):
     assert sup["datasets"]["train"]["size"] == 100 and sup["config"]["trainable"] == ["fc"]
     # Finished sections are files: nothing is rerun.
     assert make("-q", *args, check=False).returncode == 0
+
+
+@pytest.mark.slow
+def test_make_q2_smoke_end_to_end(tmp_path, data_root):
+    args = ["q2", "PROFILE=smoke", f"DATA_ROOT={data_root}", f"CACHE_DIR={tmp_path / 'cache'}",
+            f"RESULTS={tmp_path / 'results'}", "PRETRAINED=0", "WANDB=0", "DOWNLOAD=0"]
+    done = make(*args, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    base = tmp_path / "results" / "smoke"
+    for preset in ("q2-baseline", "q2-adversarial", "q2-circle"):
+        assert json.loads((base / preset / "metrics.json").read_text())["preset"] == preset
+        rob = json.loads((base / preset / "robustness.json").read_text())
+        kinds = {(r["threat_model"], r["method"]) for r in rob["results"]}
+        assert kinds == {(t, m) for t in ("white-box", "transfer") for m in ("fgsm", "pgd", "noise+fgsm")}
+        assert all(r["eps_label"] == "8/255" for r in rob["results"])
+        assert rob["results"][0]["source"].endswith("q2-baseline")
+    assert json.loads((base / "q2-circle" / "metrics.json").read_text())["config"]["loss"] == "circle"
+    assert json.loads((base / "q2-adversarial" / "metrics.json").read_text())["metrics"]["train_adv_fraction"] > 0.3
+    assert (base / "q2-examples" / "robustness-examples.png").is_file()
+    for preset in ("q2-baseline", "q2-circle"):
+        umap = json.loads((base / preset / "umap.json").read_text())
+        assert len(umap["clean"]["xy"]) == len(umap["adversarial"]["xy"]) == len(umap["labels"])
+    assert json.loads((base / "q2-circle" / "knn.json").read_text())["k"] == 3
+    assert make("-q", *args, check=False).returncode == 0
