@@ -76,7 +76,7 @@ test: | $(VENV_STAMP) ## Run the test suite
 	$(PYTHON) -m pytest -q tests
 
 demo: | $(VENV_STAMP) ## The study at demo scale on embedded digits, no downloads (a few minutes on CPU)
-	$(MAKE) q1 q2 report PROFILE=demo PRETRAINED=0 DOWNLOAD=0
+	$(MAKE) q1 q2 report PROFILE=demo PRETRAINED=0 DOWNLOAD=0 WANDB=$(if $(filter command line,$(origin WANDB)),$(WANDB),0)
 	@echo "demo report: $(RESULTS)/demo/REPORT.md"
 
 all: q1 q2 ## Every section of the study

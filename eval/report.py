@@ -187,6 +187,9 @@ def _q1(root: Path, out_dir: Path) -> list[str]:
                 elif verdict is None and ours and base:
                     flags.append(f"- {name} vs q1-baseline on {label}: {ours[0] - base[0]:+.2f} points; "
                                  "seed noise unknown with one seed (run `make q1 SEEDS=\"0 1 2\"`).")
+    if loaded["q1-pretrained"] and not any(r.get("config", {}).get("pretrained") for r in loaded["q1-pretrained"]):
+        flags.append("- q1-pretrained ran without ImageNet weights (PRETRAINED=0), so it is the baseline again "
+                     "by construction; its row says nothing about ImageNet initialisation.")
     lines += ["", "### Honesty checks", ""] + (flags or ["- nothing to compare yet"])
     lines += _sections(root, out_dir, loaded, "q1")
     return lines

@@ -1,0 +1,107 @@
+"""The report from synthetic results files: statistics, honesty flags, 'not run', and no invented numbers."""
+import itertools
+import json
+import re
+import statistics
+
+from eval.report import write_report
+from experiments import PRESETS
+
+Q1_VALUES = {  # preset -> per-seed (svhn, mnist)
+    "q1-baseline": [(90.0, 50.0), (92.0, 52.0), (94.0, 54.0)],
+    "q1-adam": [(91.0, 60.0), (93.0, 61.0), (95.0, 62.0)],      # +1 on SVHN: within noise
+    "q1-no-bn": [(80.0, 40.0), (81.0, 41.0), (82.0, 42.0)],     # -11 on SVHN: a real difference
+}
+
+
+def write(root, preset, seed, name, data):
+    path = root / "quick" / preset / f"seed-{seed}" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def q1_result(preset, seed, svhn, mnist):
+    return {"preset": preset, "profile": "quick", "seed": seed, "roles": {},
+            "metrics": {"svhn_test_acc": svhn, "mnist_test_acc": mnist, "train_loss": 0.5 + seed / 10,
+                        "train_acc": 90.0 + seed}}
+
+
+def robustness(preset, seed, wb_fgsm, wb_pgd, tr):
+    rows = [{"threat_model": t, "method": m, "robust_acc": v} for (t, m), v in {
+        ("white-box", "fgsm"): wb_fgsm, ("white-box", "pgd"): wb_pgd, ("white-box", "noise+fgsm"): wb_fgsm,
+        ("transfer", "fgsm"): tr, ("transfer", "pgd"): tr, ("transfer", "noise+fgsm"): tr}.items()]
+    return {"preset": preset, "profile": "quick", "seed": seed, "results": rows, "clean_acc": 80.0}
+
+
+def build(tmp_path):
+    for preset, values in Q1_VALUES.items():
+        for seed, (svhn, mnist) in enumerate(values):
+            write(tmp_path, preset, seed, "metrics.json", q1_result(preset, seed, svhn, mnist))
+    for seed in range(2):
+        write(tmp_path, "q2-baseline", seed, "metrics.json",
+              {"preset": "q2-baseline", "profile": "quick", "seed": seed, "metrics": {"cifar10_test_acc": 80.0 + seed}})
+        write(tmp_path, "q2-baseline", seed, "robustness.json", robustness("q2-baseline", seed, 10.0, 12.0 + seed, 50.0))
+    out = write_report("quick", tmp_path)
+    return out.read_text()
+
+
+def row(text, name):
+    return next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+
+
+def test_mean_std_and_n(tmp_path):
+    text = build(tmp_path)
+    assert "92.00 ± 2.00 (n=3)" in row(text, "q1-baseline")
+    assert "52.00 ± 2.00 (n=3)" in row(text, "q1-baseline")
+    assert f"{92 - PRESETS['q1-baseline'].reference['svhn_test_acc']:+.2f}" in row(text, "q1-baseline")
+    assert "80.50 ± 0.71 (n=2)" in row(text, "q2-baseline")
+
+
+def test_within_seed_noise_flagged_exactly_when_it_should(tmp_path):
+    text = build(tmp_path)
+    assert "q1-adam vs q1-baseline on SVHN: +1.00 points, **within seed noise**" in text
+    assert "q1-adam vs q1-baseline on MNIST" not in text  # +9 with std 1 and 2: a real difference
+    assert "q1-no-bn vs q1-baseline on SVHN" not in text
+    assert "q1-no-bn vs q1-baseline on MNIST" not in text
+
+
+def test_missing_sections_read_not_run(tmp_path):
+    text = build(tmp_path)
+    assert "not run" in row(text, "q1-label-smoothing")
+    assert "not run" in row(text, "q2-circle")
+    assert "### q1-augmentation: Augmentation" in text and "*not run*" in text
+
+
+def test_attack_honesty_flags(tmp_path):
+    text = build(tmp_path)
+    assert "q2-baseline: white-box PGD (12.50%) is above white-box FGSM (10.00%): **suspect**" in text
+    assert "q2-baseline: transfer fgsm 50.00% vs white-box 10.00%" in text
+
+
+def test_no_number_that_is_not_in_the_files(tmp_path):
+    text = build(tmp_path)
+    allowed = set()
+    refs = [v for p in PRESETS.values() for v in p.reference.values()]
+    files = [json.loads(p.read_text()) for p in tmp_path.rglob("*.json")]
+    values = refs[:]
+    for f in files:
+        values += [v for v in f.get("metrics", {}).values()] + [r["robust_acc"] for r in f.get("results", [])]
+    groups = {}
+    for f in files:
+        for k, v in f.get("metrics", {}).items():
+            groups.setdefault((f["preset"], k), []).append(v)
+        for r in f.get("results", []):
+            groups.setdefault((f["preset"], r["threat_model"], r["method"]), []).append(r["robust_acc"])
+    for vals in groups.values():
+        mean = statistics.mean(vals)
+        values += [mean] + ([statistics.stdev(vals)] if len(vals) > 1 else [])
+        values += [mean - r for r in refs]
+    means = {k: statistics.mean(v) for k, v in groups.items()}
+    values += [a - b for a, b in itertools.permutations(means.values(), 2)]
+    for v in values:
+        for digits in (2, 3):
+            allowed.add(f"{abs(v):.{digits}f}")
+    tables = [line for line in text.splitlines() if line.startswith("|") or line.startswith("- q")]
+    for line in tables:
+        for number in re.findall(r"\d+\.\d{2,3}", line):
+            assert number in allowed, f"{number} in {line!r} is not from the results files"
