@@ -1,0 +1,123 @@
+"""The bad-input matrix: every bad input gets a one-line error naming the bad value, the right exit
+code (2 usage, 1 runtime), and leaves earlier results intact."""
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from typer.testing import CliRunner
+
+from cli import app
+
+runner = CliRunner()
+FAST = ["--profile", "demo", "--no-pretrained", "--train-size", "48", "--eval-size", "30", "--epochs", "1",
+        "--no-wandb", "--no-download"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, data_root):
+    """A finished fc run, a finished no-BN run, and broken data and weights files."""
+    base = tmp_path_factory.mktemp("bad")
+    for name, extra in (("run", []), ("nobn", ["--norm", "none"])):
+        result = runner.invoke(app, ["train", "--preset", "q2-baseline", *FAST, *extra, "--out", str(base / name)])
+        assert result.exit_code == 0, result.output
+    bad = base / "data"
+    shutil.copytree(data_root, bad, ignore=shutil.ignore_patterns("*.pth"))
+    mat = bad / "svhn" / "train_32x32.mat"
+    mat.write_bytes(mat.read_bytes()[:1000])
+    idx = bad / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    idx.write_bytes(idx.read_bytes()[:5000])
+    wrong_classes = base / "wrongclasses"
+    for c in range(4):
+        (wrong_classes / "cifar10" / "train" / str(c)).mkdir(parents=True)
+    state = torchvision.models.resnet18().state_dict()
+    state["layer1.0.conv1.weight"] = torch.zeros(8, 64, 3, 3)
+    torch.save(state, base / "wrong-shapes.pth")
+    ckpt = base / "truncated"
+    shutil.copytree(base / "run", ckpt)
+    (ckpt / "model.pt").write_bytes((ckpt / "model.pt").read_bytes()[:2000])
+    (base / "empty-run").mkdir()
+    (base / "a-file").write_text("not a folder")
+    mixed = base / "bn-config-nobn-weights"  # a no-BN model file in a BN run folder
+    shutil.copytree(base / "run", mixed)
+    shutil.copy(base / "nobn" / "model.pt", mixed / "model.pt")
+    return base
+
+
+def digest(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def T(*args):
+    return list(args)
+
+
+CASES = [
+    # (id, argv builder, exit code, text the message must contain)
+    ("unknown-preset", lambda b: T("train", "--preset", "q7-magic"), 2, "q7-magic"),
+    ("unknown-profile", lambda b: T("train", "--preset", "q1-baseline", "--profile", "huge"), 2, "huge"),
+    ("unknown-dataset", lambda b: T("train", "--preset", "q1-baseline", "--train-on", "imagenet"), 2, "imagenet"),
+    ("unknown-attack", lambda b: T("attack", "--model", b / "run", "--method", "cw"), 2, "cw"),
+    ("unknown-optimizer", lambda b: T("train", "--preset", "q1-baseline", "--optimizer", "lbfgs"), 2, "lbfgs"),
+    ("eps-negative", lambda b: T("attack", "--model", b / "run", "--eps", "-0.1"), 2, "-0.1"),
+    ("eps-too-big", lambda b: T("attack", "--model", b / "run", "--eps", "1.5"), 2, "1.5"),
+    ("eps-double-slash", lambda b: T("attack", "--model", b / "run", "--eps", "8//255"), 2, "8//255"),
+    ("eps-text", lambda b: T("attack", "--model", b / "run", "--eps", "abc"), 2, "abc"),
+    ("steps-zero", lambda b: T("attack", "--model", b / "run", "--steps", "0"), 2, "steps must be at least 1, got 0"),
+    ("steps-negative", lambda b: T("attack", "--model", b / "run", "--steps", "-3"), 2, "got -3"),
+    ("batch-size-zero", lambda b: T("train", "--preset", "q1-baseline", *FAST, "--batch-size", "0", "--out", b / "x"), 2,
+     "batch-size must be at least 1, got 0"),
+    ("k-zero", lambda b: T("knn-eval", "--model", b / "run", "--k", "0", "--out", b / "k.json"), 2, "k must be at least 1, got 0"),
+    ("k-too-large", lambda b: T("knn-eval", "--model", b / "run", "--k", "100000", "--out", b / "k.json"), 2, "k=100000"),
+    ("samples-too-many", lambda b: T("finetune-fc", "--from-run", b / "run", "--profile", "demo", "--samples", "999999",
+                                     "--no-wandb", "--out", b / "ft"), 2, "999999"),
+    ("data-root-missing", lambda b: T("train", "--preset", "q1-baseline", "--data-root", b / "nope", "--no-download",
+                                      "--no-wandb", "--out", b / "x"), 2, str(Path("nope"))),
+    ("svhn-mat-truncated", lambda b: T("train", "--preset", "q1-baseline", "--data-root", b / "data", "--no-download",
+                                       "--no-wandb", "--profile", "smoke", "--out", b / "x"), 1, "train_32x32.mat"),
+    ("mnist-idx-truncated", lambda b: T("train", "--preset", "q1-reverse-unsupervised", "--no-pretrained", "--data-root",
+                                        b / "data", "--no-download", "--no-wandb", "--profile", "smoke", "--out", b / "x"),
+     1, "train-images-idx3-ubyte is truncated"),
+    ("imagefolder-wrong-classes", lambda b: T("train", "--preset", "q2-baseline", "--no-pretrained", "--data-root",
+                                              b / "wrongclasses", "--no-download", "--no-wandb", "--profile", "smoke",
+                                              "--out", b / "x"), 1, "4 class folders, expected 10"),
+    ("checkpoint-truncated", lambda b: T("attack", "--model", b / "truncated", "--out", b / "a.json"), 1, "truncated or corrupt"),
+    ("nobn-into-bn", lambda b: T("attack", "--model", b / "bn-config-nobn-weights", "--out", b / "a.json"), 1,
+     "lacks BatchNorm weights"),
+    ("finished-run-not-overwritten", lambda b: T("finetune-fc", "--from-run", b / "nobn", "--profile", "demo",
+                                                 "--samples", "20", "--no-wandb", "--out", b / "run"), 2, "exists already"),
+    ("weights-wrong-shapes", lambda b: T("train", "--preset", "q1-pretrained", *FAST[:-4], "--weights",
+                                         b / "wrong-shapes.pth", "--pretrained", "--no-wandb", "--out", b / "x"), 1,
+     "layer1.0.conv1.weight"),
+    ("output-not-writable", lambda b: T("train", "--preset", "q1-baseline", *FAST, "--out", b / "a-file" / "sub"), 1,
+     "cannot create output folder"),
+    ("resume-without-checkpoint", lambda b: T("train", "--preset", "q1-baseline", *FAST, "--resume", "--out", b / "fresh"),
+     2, "no checkpoint"),
+    ("attack-run-without-model", lambda b: T("attack", "--model", b / "empty-run"), 2, "empty-run"),
+    ("knn-run-without-model", lambda b: T("knn-eval", "--model", b / "empty-run"), 2, "empty-run"),
+    ("umap-run-without-model", lambda b: T("umap", "--model", b / "empty-run", "--no-wandb"), 2, "empty-run"),
+    ("nan-loss", lambda b: T("train", "--preset", "q1-baseline", *FAST, "--lr", "1e12", "--out", b / "nan"), 1,
+     "NaN or inf at epoch 1, step"),
+    ("eval-empty", lambda b: T("train", "--preset", "q1-baseline", *FAST[:-6], "--eval-size", "0", "--no-wandb",
+                               "--out", b / "x"), 2, "eval-size must be at least 1, got 0"),
+    ("umap-too-few-points", lambda b: T("umap", "--model", b / "run", "--max-points", "3", "--no-wandb"), 2, "max-points"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(env, case):
+    name, argv, code, needle = case
+    before = {run: digest(env / run) for run in ("run", "nobn")}
+    result = runner.invoke(app, [str(a) for a in argv(env)])
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert "Traceback" not in result.output
+    assert needle in result.output, result.output
+    if code == 1 or "error:" in result.output:
+        errors = [line for line in lines if line.startswith("error:")]
+        assert len(errors) == 1, result.output
+    assert {run: digest(env / run) for run in ("run", "nobn")} == before
