@@ -24,6 +24,15 @@ PYTHON ?= $(VENV)/bin/python
 
 SEEDS ?=
 R := $(RESULTS)/$(PROFILE)
+# Scale-out. GPUS="0 1 2 3" pins each section to one GPU (round robin over the run folders) for make -j.
+# LAUNCHER=slurm submits each section as a SLURM job through submitit (LAUNCHER=local: submitit's local executor).
+GPUS ?=
+LAUNCHER ?=
+PARTITION ?=
+GPUS_PER_JOB ?= 1
+TIME ?= 240
+LAUNCH = $(if $(LAUNCHER),$(PYTHON) -m trainers.launcher --executor $(LAUNCHER) --gpus $(GPUS_PER_JOB) --time $(TIME) --logs $(RESULTS)/slurm \
+	$(if $(PARTITION),--partition $(PARTITION)) --)
 # A run folder is $(R)/<preset> for one seed (SEED), or $(R)/<preset>/seed-<n> for each n in SEEDS.
 runs = $(if $(SEEDS),$(foreach n,$(SEEDS),$(R)/$(1)/seed-$(n)),$(R)/$(1))
 files = $(addsuffix /$(2),$(call runs,$(1)))
@@ -57,8 +66,13 @@ Q1_TRAIN := q1-baseline q1-no-bn q1-label-smoothing q1-augmentation q1-pretraine
 Q1 := $(Q1_TRAIN) q1-reverse-supervised
 
 Q2 := q2-examples q2-baseline q2-adversarial q2-circle
+ALL_STEMS = $(patsubst $(R)/%,%,$(foreach s,$(Q1) $(Q2),$(call runs,$(s))))
+# CUDA_VISIBLE_DEVICES for the run folder $(1): its position among all run folders, modulo the GPU count.
+gpu_env = $(if $(GPUS),CUDA_VISIBLE_DEVICES=$$(s=($(ALL_STEMS)); g=($(GPUS)); for i in "$${!s[@]}"; do \
+	[ "$${s[$$i]}" = "$(1)" ] && echo "$${g[$$((i % $${#g[@]}))]}"; done))
+RUN = $(call gpu_env,$(patsubst $(R)/%,%,$(@D))) $(LAUNCH) $(PYTHON)
 
-.PHONY: help venv test demo q1 q2 all report wandb-sync $(Q1) $(Q2) clean-results
+.PHONY: help venv test demo q1 q2 all report wandb-sync bench bench-gpu $(Q1) $(Q2) clean-results
 
 help: ## List the targets
 	@echo "trustlab — make TARGET [PROFILE=paper|quick|smoke|demo] [DATA_ROOT=data] [SEED=0] [PRETRAINED=0|1]"
@@ -90,6 +104,12 @@ q2-baseline: $(call files,q2-baseline,robustness.json) $(call files,q2-baseline,
 q2-adversarial: $(call files,q2-adversarial,robustness.json)
 q2-circle: $(call files,q2-circle,robustness.json) $(call files,q2-circle,knn.json) $(call files,q2-circle,umap.json)
 
+bench: | $(VENV_STAMP) ## Speed ratios side by side (training, attacks, kNN, UMAP, scaling) -> results/bench/<host>.json
+	$(PYTHON) bench/run.py $(EXTRA)
+
+bench-gpu: | $(VENV_STAMP) ## The short GPU check (CUDA only) -> results/bench/<host>-gpu.json
+	bash bench/gpu.sh $(PYTHON)
+
 report: | $(VENV_STAMP) ## REPORT.md for PROFILE from whatever results exist (study vs ours, mean ± std)
 	$(PYTHON) cli.py report --profile $(PROFILE) --results $(RESULTS)
 
@@ -100,21 +120,21 @@ $(foreach s,$(Q1),$(eval $(s): $(call files,$(s),metrics.json)))
 
 # Training sections: one pattern rule; the file depends on the code that makes it.
 $(R)/%/metrics.json: $(CODE) | $(VENV_STAMP)
-	$(PYTHON) cli.py train --preset $(call preset_of,$*) --seed $(call seed_of,$*) --out $(@D) $(TRAIN_FLAGS) $(RESUME)
+	$(RUN) cli.py train --preset $(call preset_of,$*) --seed $(call seed_of,$*) --out $(@D) $(TRAIN_FLAGS) $(RESUME)
 
 $(R)/q1-reverse-supervised/metrics.json: $(R)/q1-reverse-unsupervised/metrics.json $(CODE) | $(VENV_STAMP)
-	$(PYTHON) cli.py finetune-fc --preset q1-reverse-supervised --seed $(SEED) --from-run $(<D) --out $(@D) $(COMMON_FLAGS) $(RESUME)
+	$(RUN) cli.py finetune-fc --preset q1-reverse-supervised --seed $(SEED) --from-run $(<D) --out $(@D) $(COMMON_FLAGS) $(RESUME)
 
 $(R)/q1-reverse-supervised/seed-%/metrics.json: $(R)/q1-reverse-unsupervised/seed-%/metrics.json $(CODE) | $(VENV_STAMP)
-	$(PYTHON) cli.py finetune-fc --preset q1-reverse-supervised --seed $* --from-run $(<D) --out $(@D) $(COMMON_FLAGS) $(RESUME)
+	$(RUN) cli.py finetune-fc --preset q1-reverse-supervised --seed $* --from-run $(<D) --out $(@D) $(COMMON_FLAGS) $(RESUME)
 
 # Q2 evaluations of a trained run: white-box and transfer FGSM, PGD and the study's noise+FGSM.
 $(R)/%/robustness.json: $(R)/%/metrics.json $$(call source_dep,$$*) $(CODE) | $(VENV_STAMP)
-	$(PYTHON) cli.py attack --model $(@D) $(Q2_ATTACKS) --seed $(call seed_of,$*) --source $(call source_of,$*) \
+	$(RUN) cli.py attack --model $(@D) $(Q2_ATTACKS) --seed $(call seed_of,$*) --source $(call source_of,$*) \
 		$(EVAL_FLAGS) --out $@
 
 # q2-examples draws from the q2-baseline run of the same seed.
-EXAMPLES = $(PYTHON) cli.py attack --model $(<D) --method noise+fgsm --threat white-box --threat transfer \
+EXAMPLES = $(RUN) cli.py attack --model $(<D) --method noise+fgsm --threat white-box --threat transfer \
 	--seed $(call seed_of,$(1)) --source $(call source_of,$(1)) $(EVAL_FLAGS) --out $@
 $(R)/q2-examples/robustness.json: $(R)/q2-baseline/metrics.json $$(call source_dep,q2-examples) $(CODE) | $(VENV_STAMP)
 	$(call EXAMPLES,q2-examples)
@@ -123,11 +143,11 @@ $(R)/q2-examples/seed-%/robustness.json: $(R)/q2-baseline/seed-%/metrics.json $$
 	$(call EXAMPLES,q2-examples/seed-$*)
 
 $(R)/%/knn.json: $(R)/%/metrics.json $$(call source_dep,$$*) $(CODE) | $(VENV_STAMP)
-	$(PYTHON) cli.py knn-eval --model $(@D) --k 3 --attack noise+fgsm --threat transfer --seed $(call seed_of,$*) \
+	$(RUN) cli.py knn-eval --model $(@D) --k 3 --attack noise+fgsm --threat transfer --seed $(call seed_of,$*) \
 		--source $(call source_of,$*) $(EVAL_FLAGS) --out $@
 
 $(R)/%/umap.json: $(R)/%/metrics.json $(CODE) | $(VENV_STAMP)
-	$(PYTHON) cli.py umap --model $(@D) --attack noise+fgsm --threat white-box --max-points $(UMAP_POINTS) \
+	$(RUN) cli.py umap --model $(@D) --attack noise+fgsm --threat white-box --max-points $(UMAP_POINTS) \
 		--seed $(call seed_of,$*) $(EVAL_FLAGS) $(if $(filter 0,$(WANDB)),--no-wandb,--wandb) --out $@
 
 clean-results: ## Delete results/$(PROFILE) (asks first)

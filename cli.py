@@ -317,6 +317,8 @@ def raise_usage(message: str):
 
 
 def _report(results: dict, out: Path) -> None:
+    if not results:  # a DDP rank other than 0: rank 0 reports
+        return
     shown = ", ".join(f"{k} {v:.2f}" for k, v in results["metrics"].items() if isinstance(v, (int, float)))
     typer.echo(f"{results['preset']}: {shown}")
     typer.echo(f"wrote {out / 'metrics.json'}")

@@ -14,15 +14,17 @@ def accuracy(classifier, batches: Batches, attack=None, source=None, seed: int =
 
 def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int = 0, keep: int = 0) -> dict:
     from attacks.registry import run_attack
+    from core.amp import autocast
 
     correct = torch.zeros((), dtype=torch.int64, device=batches.device)
     kept = {}
     crafted_on = (source or classifier).logits_model
     for i, (x, y) in enumerate(batches.epoch()):
-        if attack is not None:
-            g = torch.Generator(device=x.device).manual_seed(seed * 1_000_003 + i)
-            x = run_attack(attack, crafted_on, x, y, generator=g)
-        pred = classifier.predict(x)
+        with autocast(batches.device):  # the training step's precision (bf16 on CUDA, fp32 on CPU)
+            if attack is not None:
+                g = torch.Generator(device=x.device).manual_seed(seed * 1_000_003 + i)
+                x = run_attack(attack, crafted_on, x, y, generator=g).float()
+            pred = classifier.predict(x)
         correct += (pred == y).sum()
         if i == 0 and keep:
             kept = {"images": x[:keep].cpu(), "labels": y[:keep].cpu(), "preds": pred[:keep].cpu()}

@@ -18,8 +18,9 @@ DEVICE_MEMORY_FRACTION = 0.25  # move a dataset to the GPU only if it takes unde
 
 class Batches:
     def __init__(self, data: ImageSet, batch_size: int, device: torch.device, *, shuffle: bool = False,
-                 augment: nn.Module | None = None, image_size: int | None = None):
+                 augment: nn.Module | None = None, image_size: int | None = None, shard: tuple[int, int] = (0, 1)):
         self.data, self.batch_size, self.device = data, batch_size, device
+        self.rank, self.world = shard  # under DDP each rank takes every world-th sample of the epoch order
         self.shuffle, self.augment, self.image_size = shuffle, augment, image_size
         images, labels = data.images, data.labels
         if device.type == "cuda":
@@ -29,7 +30,7 @@ class Batches:
         self.images, self.labels = images, labels
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        return -(-len(range(self.rank, len(self.labels), self.world)) // self.batch_size)
 
     def order(self, seed: int) -> torch.Tensor:
         """This epoch's sample order: a function of the seed alone, so a resumed run repeats it."""
@@ -47,10 +48,11 @@ class Batches:
         if self.image_size is not None and x.shape[-1] != self.image_size:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                               align_corners=False, antialias=x.shape[-1] > self.image_size)
-        return x.contiguous()
+        return x.contiguous(memory_format=torch.channels_last if x.is_cuda else torch.contiguous_format)
 
     def epoch(self, seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self.order(seed)
+        order = self.order(seed)[self.rank::self.world]  # disjoint shards that together cover the epoch
+        self.last_order = order
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             idx_here = idx.to(self.images.device)

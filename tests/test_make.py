@@ -41,6 +41,29 @@ def test_make_q1_smoke_end_to_end(tmp_path, data_root, weights_file):
     assert sup["datasets"]["train"]["size"] == 100 and sup["config"]["trainable"] == ["fc"]
     # Finished sections are files: nothing is rerun.
     assert make("-q", *args, check=False).returncode == 0
+    # make -j2 gives the same results tree as make -j1 (the shared tensor cache is built concurrently)
+    parallel = [a.replace(str(tmp_path / "results"), str(tmp_path / "par")).replace(str(tmp_path / "cache"),
+                                                                                    str(tmp_path / "cache2"))
+                for a in args]
+    done = make("-j2", *parallel, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for p in Q1:
+        again = json.loads((tmp_path / "par" / "smoke" / p / "metrics.json").read_text())
+        assert again["metrics"] == results[p]["metrics"], p
+        assert [{k: v for k, v in h.items() if k != "seconds"} for h in again["history"]] == \
+            [{k: v for k, v in h.items() if k != "seconds"} for h in results[p]["history"]]
+    assert sorted(p.name for p in (tmp_path / "par" / "smoke").iterdir()) == sorted(Q1)
+
+
+@pytest.mark.slow
+def test_a_section_through_submitit_local_executor(tmp_path, data_root):
+    args = ["q1-baseline", "PROFILE=smoke", f"DATA_ROOT={data_root}", f"CACHE_DIR={tmp_path / 'cache'}",
+            f"RESULTS={tmp_path / 'results'}", "WANDB=0", "DOWNLOAD=0", "LAUNCHER=local", "GPUS_PER_JOB=0"]
+    done = make(*args, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "submitted job" in done.stderr
+    r = json.loads((tmp_path / "results" / "smoke" / "q1-baseline" / "metrics.json").read_text())
+    assert r["preset"] == "q1-baseline"
 
 
 @pytest.mark.slow

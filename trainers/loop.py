@@ -9,7 +9,9 @@ run(cfg, ...) -> results dict, and on disk under `out`:
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import signal
 import sys
 import time
@@ -19,6 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core.amp import autocast, memory_format
+from core.dist import setup as setup_dist, teardown as teardown_dist
 from core.errors import RunFailure, UsageError
 from core.io import ensure_dir, load_torch, read_json, save_torch, to_jsonable, write_json
 from core.provenance import provenance
@@ -40,9 +44,9 @@ class Interrupted(RunFailure):
     exit_code = 130
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"device {name!r} asked for, but CUDA is not available here")
     return torch.device(name)
@@ -165,9 +169,12 @@ def graceful_interrupts():
 # ---------------------------------------------------------------- the loop
 
 def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: int, seed: int, stop,
-                progress: bool, adv=None, adv_prob: float = 0.0) -> dict:
+                progress: bool, adv=None, adv_prob: float = 0.0, dist=None) -> dict:
+    """One epoch. `model` may be DDP-wrapped; attacks and attributes use the plain module."""
     from tqdm.auto import tqdm
 
+    plain = getattr(model, "module", model)
+    has_fc = getattr(plain, "head", "fc") == "fc"
     model.train()
     for m in frozen:
         m.eval()
@@ -179,34 +186,46 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     bar = tqdm(batches.epoch(seed * 100_003 + epoch), total=len(batches), leave=False, disable=not progress,
                desc=f"epoch {epoch + 1}", unit="batch", file=sys.stderr)
     adv_seen = 0
-    for step, (x, y) in enumerate(bar):
-        if adv is not None:
-            x, mask = mix_adversarial(model, x, y, adv_prob, adv)
-            adv_seen += int(mask.sum())
-        out = model(x)
-        loss = loss_fn(out, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        detached = loss.detach()
-        bad_step = torch.where((bad_step < 0) & ~torch.isfinite(detached), step, bad_step)
-        loss_sum += detached * len(y)
-        if out.shape[1] == 10 and getattr(model, "head", "fc") == "fc":
-            correct += (out.argmax(1) == y).sum()
-        seen += len(y)
-        if dev.type == "cpu" or step % 50 == 49 or step == len(batches) - 1:
-            if bad_step.item() >= 0:
-                raise RunFailure(f"loss became NaN or inf at epoch {epoch + 1}, step {bad_step.item() + 1} "
-                                 f"(lr {optimizer.param_groups[0]['lr']:g} too high?); the last good "
-                                 "checkpoint is kept")
-            if progress:
-                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}")
-        if stop["signal"] is not None:
-            raise Interrupted(f"interrupted during epoch {epoch + 1}; rerun with --resume to continue "
-                              f"from epoch {epoch + 1}")
+    ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
+    with model.join() if ddp else contextlib.nullcontext():  # DDP: shards may differ by one batch
+        for step, (x, y) in enumerate(bar):
+            if adv is not None:
+                x, mask = mix_adversarial(plain, x, y, adv_prob, adv)
+                adv_seen += int(mask.sum())
+            with autocast(dev):
+                out = model(x)
+                loss = loss_fn(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            detached = loss.detach()
+            bad_step = torch.where((bad_step < 0) & ~torch.isfinite(detached), step, bad_step)
+            loss_sum += detached * len(y)
+            if has_fc:
+                correct += (out.argmax(1) == y).sum()
+            seen += len(y)
+            if dev.type == "cpu" or step % 50 == 49 or step == len(batches) - 1:
+                if bad_step.item() >= 0:
+                    raise RunFailure(f"loss became NaN or inf at epoch {epoch + 1}, step {bad_step.item() + 1} "
+                                     f"(lr {optimizer.param_groups[0]['lr']:g} too high?); the last good "
+                                     "checkpoint is kept")
+                if progress:
+                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}")
+            if stop["signal"] is not None:
+                raise Interrupted(f"interrupted during epoch {epoch + 1}; rerun with --resume to continue "
+                                  f"from epoch {epoch + 1}")
     bar.close()
+    trace = os.environ.get("TRUSTLAB_TRACE_SAMPLES")  # debugging/tests: which samples this rank trained on
+    if trace:
+        rank = dist.rank if dist is not None else 0
+        Path(trace).mkdir(parents=True, exist_ok=True)
+        (Path(trace) / f"epoch{epoch + 1}-rank{rank}.txt").write_text(" ".join(map(str, batches.last_order.tolist())))
+    totals = torch.tensor([seen, adv_seen], dtype=torch.float64, device=dev)
+    if dist is not None:
+        dist.sum(loss_sum, correct, totals)  # every rank's shard counts once
+    seen, adv_seen = totals.tolist()
     metrics = {"train_loss": loss_sum.item() / seen}
-    if getattr(model, "head", "fc") == "fc":
+    if has_fc:
         metrics["train_acc"] = 100.0 * correct.item() / seen
     if adv is not None:
         metrics["train_adv_fraction"] = adv_seen / seen
@@ -248,13 +267,14 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
     if resume and not ckpt_path.is_file():
         raise UsageError(f"--resume: no checkpoint at {ckpt_path}")
     ensure_dir(out)
-    progress = sys.stderr.isatty() if progress is None else progress
     started = time.time()
-    device = pick_device(cfg.device)
+    dist = setup_dist(cfg.device)
+    progress = (sys.stderr.isatty() if progress is None else progress) and dist.is_main
+    device = pick_device(cfg.device, dist.local_rank)
     seed_everything(cfg.seed, cfg.deterministic)
 
     train_set, eval_sets, described = prepare_data(cfg, data_root, cache_dir, download)
-    model = init_model(cfg).to(device)
+    model = init_model(cfg).to(device, memory_format=memory_format(device))
     frozen = freeze(model, cfg.trainable)
     optimizer, scheduler = build_optimizer(cfg, model)
     loss_fn = build_loss(cfg)
@@ -263,28 +283,33 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
         start_epoch, history = _restore(ckpt_path, cfg, model, optimizer, scheduler)
         print(f"resuming {cfg.preset} from epoch {start_epoch + 1}", file=sys.stderr)
 
+    train_model = model
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     augment = None
     if cfg.augment:
         from loaders.augment import study_augmentation
 
         augment = study_augmentation().to(device)
     train_batches = Batches(train_set, cfg.batch_size, device, shuffle=True, augment=augment,
-                            image_size=cfg.image_size)
+                            image_size=cfg.image_size, shard=(dist.rank, dist.world))
     eval_batches = {k: Batches(v, cfg.eval_batch_size, device, image_size=cfg.image_size)
                     for k, v in eval_sets.items()}
     # Embedding models are scored by kNN on the train embeddings (plain images, no augmentation).
     knn_train = Batches(train_set, cfg.eval_batch_size, device, image_size=cfg.image_size) if cfg.head == "none" else None
     adv_train, adv_eval = training_attack(cfg), eval_attack(cfg)
-    tracker = Tracker(wandb, group=cfg.preset, name=f"{cfg.preset}-s{cfg.seed}", job_type=job_type,
+    tracker = Tracker(wandb and dist.is_main, group=cfg.preset, name=f"{cfg.preset}-s{cfg.seed}", job_type=job_type,
                       config={**cfg.to_dict(), "datasets": described}, tags=(cfg.profile, cfg.question))
     try:
         with graceful_interrupts() as stop:
             for epoch in range(start_epoch, cfg.epochs):
                 t0 = time.time()
                 row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-                row.update(train_epoch(model, train_batches, loss_fn, optimizer, frozen, epoch=epoch,
+                row.update(train_epoch(train_model, train_batches, loss_fn, optimizer, frozen, epoch=epoch,
                                        seed=cfg.seed, stop=stop, progress=progress, adv=adv_train,
-                                       adv_prob=cfg.adv_prob))
+                                       adv_prob=cfg.adv_prob, dist=dist))
                 scheduler.step()
                 classifier = Classifier(model, knn_train, cfg.knn_k)
                 for key, batches in eval_batches.items():
@@ -294,20 +319,27 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
                         row[f"{key}_adv_acc"] = accuracy(classifier, batches, adv_eval, seed=cfg.seed)
                 row["seconds"] = round(time.time() - t0, 2)
                 history.append(row)
-                save_torch(ckpt_path, _checkpoint(cfg, model, optimizer, scheduler, epoch, history))
-                tracker.log(_namespaced(row), step=epoch + 1)
-                print(_epoch_line(cfg, row), file=sys.stderr)
-        results = _finish(cfg, out, model, history, described, device, started)
-        tracker.summary(results["metrics"])
-        tracker.image("curves", out / "curves.png")
+                if dist.is_main:  # only rank 0 writes
+                    save_torch(ckpt_path, _checkpoint(cfg, model, optimizer, scheduler, epoch, history))
+                    tracker.log(_namespaced(row), step=epoch + 1)
+                    print(_epoch_line(cfg, row), file=sys.stderr)
+                dist.barrier()
+        results = {}
+        if dist.is_main:
+            results = _finish(cfg, out, model, history, described, device, started, dist.world)
+            tracker.summary(results["metrics"])
+            tracker.image("curves", out / "curves.png")
     except BaseException:
         tracker.finish(exit_code=1)
+        teardown_dist(dist)
         raise
     tracker.finish()
+    dist.barrier()
+    teardown_dist(dist)
     return results
 
 
-def _finish(cfg, out: Path, model, history, described, device, started) -> dict:
+def _finish(cfg, out: Path, model, history, described, device, started, world: int = 1) -> dict:
     final = history[-1]
     metrics = {k: v for k, v in final.items() if k.startswith("train_") or k.endswith("_acc")}
     attack = eval_attack(cfg)
@@ -316,7 +348,7 @@ def _finish(cfg, out: Path, model, history, described, device, started) -> dict:
         "config": cfg.to_dict(), "roles": dataset_roles(cfg.profile), "datasets": described,
         "metrics": metrics, "history": history,
         "val_attack": attack.describe() if attack else None,
-        "provenance": provenance(device, time.time() - started),
+        "provenance": {**provenance(device, time.time() - started), "world_size": world},
     })
     from eval.curves import plot_curves
 

@@ -59,3 +59,18 @@ def test_resize_on_device():
     data = load_split("digits", "test")
     x, _ = next(Batches(data, 4, torch.device("cpu"), image_size=64).epoch())
     assert x.shape == (4, 3, 64, 64)
+
+
+def test_tensor_path_equals_a_plain_dataloader_for_the_same_seed():
+    """Our indexed batches equal torch's DataLoader over the same data in the same (seeded) order."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    data = load_split("digits", "test")
+    ours = Batches(data, 32, torch.device("cpu"), shuffle=True)
+    order = ours.order(seed=7).tolist()
+    plain = DataLoader(TensorDataset(data.images, data.labels), batch_size=32, sampler=order)
+    pairs = list(zip(ours.epoch(seed=7), plain))
+    assert len(pairs) == len(ours)
+    for (x, y), (raw, labels) in pairs:
+        assert torch.equal(y, labels)
+        assert torch.equal(x, raw.float() / 255)

@@ -1,0 +1,55 @@
+"""torch.distributed for `torchrun --nproc_per_node=N cli.py train ...`: nccl on GPUs, gloo on CPUs.
+
+Each rank trains on a disjoint shard of every epoch; metrics are all-reduced; only rank 0 writes
+results, checkpoints and W&B. Outside torchrun (WORLD_SIZE unset or 1) everything here is a no-op.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as td
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, *tensors: torch.Tensor) -> None:
+        """In-place all-reduce (sum) of each tensor across ranks."""
+        if self.enabled:
+            for t in tensors:
+                td.all_reduce(t, op=td.ReduceOp.SUM)
+
+    def barrier(self) -> None:
+        if self.enabled:
+            td.barrier()
+
+
+def setup(device_name: str = "auto") -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not td.is_initialized():
+        cuda = torch.cuda.is_available() and device_name != "cpu"
+        if cuda:
+            torch.cuda.set_device(local)
+        td.init_process_group(backend="nccl" if cuda else "gloo")
+    return Dist(rank=rank, world=world, local_rank=local)
+
+
+def teardown(dist: Dist) -> None:
+    if dist.enabled and td.is_initialized():
+        td.destroy_process_group()

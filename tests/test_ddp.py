@@ -1,0 +1,39 @@
+"""DDP on the CPU: torchrun with gloo, two ranks, on the embedded digits."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+ARGS = ["train", "--preset", "q1-baseline", "--profile", "demo", "--no-pretrained", "--optimizer", "adam",
+        "--train-size", "400", "--eval-size", "200", "--epochs", "3", "--no-wandb", "--no-download"]
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_gloo(tmp_path):
+    env = {**os.environ, "TRUSTLAB_TRACE_SAMPLES": str(tmp_path / "trace"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(ROOT / "cli.py"), *ARGS, "--out", str(tmp_path / "ddp")]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # every sample exactly once per epoch, across the two ranks
+    for epoch in (1, 2, 3):
+        shards = [list(map(int, (tmp_path / "trace" / f"epoch{epoch}-rank{r}.txt").read_text().split()))
+                  for r in (0, 1)]
+        assert not set(shards[0]) & set(shards[1])
+        assert sorted(shards[0] + shards[1]) == list(range(400))
+    # only rank 0 wrote results
+    written = sorted(p.name for p in (tmp_path / "ddp").iterdir())
+    assert written == ["curves.png", "metrics.json", "model.pt"]
+    ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert ddp["provenance"]["world_size"] == 2
+    # close to a single process with the same settings
+    single = subprocess.run([sys.executable, str(ROOT / "cli.py"), *ARGS, "--out", str(tmp_path / "one")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert ddp["metrics"]["digits_test_acc"] > 50  # chance is 10; DDP takes half the optimizer steps
+    assert abs(ddp["metrics"]["digits_test_acc"] - one["metrics"]["digits_test_acc"]) < 20, (ddp["metrics"], one["metrics"])

@@ -1,0 +1,60 @@
+"""Run one section's command as a cluster job through submitit, wait for it, pass on its exit code.
+
+    python -m trainers.launcher --executor slurm --partition gpu --gpus 1 --time 240 -- python cli.py train ...
+
+Make prefixes every section's command with this when LAUNCHER=slurm (or LAUNCHER=local, submitit's
+local executor, used by the tests), so `make -j8 all LAUNCHER=slurm` keeps eight jobs in flight,
+respects the dependencies between sections, and collects results in the same tree (a shared
+filesystem is assumed). Job logs go to results/slurm/.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" not in argv:
+        print("error: give the command after --", file=sys.stderr)
+        return 2
+    cut = argv.index("--")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--executor", choices=("slurm", "local"), default="slurm")
+    ap.add_argument("--partition", default=None, help="SLURM partition")
+    ap.add_argument("--gpus", type=int, default=1, help="GPUs per job")
+    ap.add_argument("--cpus", type=int, default=8, help="CPUs per job")
+    ap.add_argument("--time", type=int, default=240, help="time limit, minutes")
+    ap.add_argument("--logs", default="results/slurm", help="folder for submitit's job files and logs")
+    args = ap.parse_args(argv[:cut])
+    command = argv[cut + 1:]
+    if not command:
+        print("error: empty command after --", file=sys.stderr)
+        return 2
+    import submitit
+
+    folder = Path(args.logs) / "%j"
+    if args.executor == "local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=args.time, gpus_per_node=args.gpus if args.gpus else 0)
+    else:
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        executor.update_parameters(timeout_min=args.time, gpus_per_node=args.gpus, cpus_per_task=args.cpus,
+                                   slurm_partition=args.partition, name=Path(command[-1]).name[:40])
+    job = executor.submit(submitit.helpers.CommandFunction(command, cwd=os.getcwd(), env=dict(os.environ)))
+    print(f"submitted job {job.job_id}: {' '.join(command)}", file=sys.stderr)
+    try:
+        output = job.result()
+    except Exception as err:  # submitit wraps the command's failure
+        print(f"error: job {job.job_id} failed: {str(err).strip().splitlines()[-1] if str(err).strip() else err}",
+              file=sys.stderr)
+        return 1
+    if output:
+        print(output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
