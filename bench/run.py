@@ -269,6 +269,10 @@ def verdict(row: dict) -> str:
 def table(rows: list[dict]) -> str:
     lines = [f"{'row':<22} {'batch':<18} {'ours':>12} {'reference':>12} {'ratio':>8}  goal"]
     for r in rows:
+        if r["row"] == "scaling":
+            lines.append(f"{'scaling':<22} {str(r['batch']):<18} slope {r['slope_s_per_1k']:.2f} s per 1k images, "
+                         f"R^2 {r['r2']:.4f}, epochs {', '.join(f'{s:.1f}s' for s in r['seconds'])} at {r['sizes']}")
+            continue
         ours = r.get("ours_img_s", r.get("ours_s", r.get("warm_s", r.get("seconds", r.get("slope_s_per_1k")))))
         ref = r.get("reference_img_s", r.get("reference_s", r.get("cold_s", "")))
         fmt = lambda v: f"{v:12.3f}" if isinstance(v, float) else f"{str(v):>12}"  # noqa: E731

@@ -45,7 +45,12 @@ def _setup(run_dir, data_root, cache_dir, download, n, device, batch_size):
 def default_source(run_dir: Path, cfg) -> str:
     """The study's source (the ImageNet model before fine-tuning) when the run used ImageNet weights;
     otherwise the trained q2-baseline run beside this one."""
-    return "pretrained" if cfg.pretrained else str(Path(run_dir).parent / "q2-baseline")
+    if cfg.pretrained:
+        return "pretrained"
+    run_dir = Path(run_dir)
+    if run_dir.name.startswith("seed-"):  # results/<profile>/<preset>/seed-<n>: the same seed's baseline
+        return str(run_dir.parent.parent / "q2-baseline" / run_dir.name)
+    return str(run_dir.parent / "q2-baseline")
 
 
 def attack_run(run_dir: str | Path, specs: list[AttackSpec], out: str | Path, *, source: str | None = None,
