@@ -211,7 +211,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
                    "q2": dict(train_size=300, val_size=200, eval_size=100, epochs=1, image_size=32)}),
     Profile("demo", "embedded scikit-learn digits standing in for every dataset; numbers are not the study's",
             scale={"q1": dict(train_size=600, epochs=2, finetune_samples=200),
-                   "q2": dict(train_size=600, val_size=300, eval_size=200, epochs=8, image_size=32)},
+                   "q2": dict(train_size=600, val_size=300, eval_size=200, epochs=6, image_size=32)},
             dataset_map={"svhn": "digits", "mnist": "digits-inverted", "cifar10": "digits"}),
 ]}
 

@@ -8,6 +8,7 @@ centroid-cosine surrogate described in eval/classify.py.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -170,6 +171,7 @@ def umap_run(run_dir, out, *, attack: AttackSpec, source: str | None = None, max
             adv_f.append(model.features(x_adv).float().cpu())
         labels.append(y.cpu())
     clean_f, adv_f, labels = torch.cat(clean_f).numpy(), torch.cat(adv_f).numpy(), torch.cat(labels)
+    os.environ.setdefault("NUMBA_CACHE_DIR", str((Path(cache_dir) / "numba").resolve()))  # warm JIT next time
     mapper = fit_umap(clean_f, n_neighbors=n_neighbors, min_dist=min_dist, random_state=random_state)
     report = to_jsonable({
         "model": str(run_dir), "preset": results["preset"], "profile": results["profile"], "seed": results["seed"],
@@ -187,9 +189,6 @@ def umap_run(run_dir, out, *, attack: AttackSpec, source: str | None = None, max
 
 
 def fit_umap(features, *, n_neighbors: int, min_dist: float, random_state: int):
-    import os
-
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path("data/cache/numba").resolve()))
     import umap
 
     return umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, random_state=random_state, n_jobs=1).fit(features)
