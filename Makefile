@@ -56,6 +56,8 @@ RESUME = $(if $(wildcard $(@D)/checkpoint.pt),--resume)
 SOURCE ?=
 source_of = $(or $(SOURCE),$(if $(filter 0,$(PRETRAINED)),$(R)/q2-baseline$(call seed_suffix,$(1)),pretrained))
 source_dep = $(if $(filter pretrained,$(call source_of,$(1))),,$(call source_of,$(1))/metrics.json)
+# The reverse-supervised extra figure: SVHN accuracy against the number of fine-tuning samples.
+CURVE_SAMPLES ?= $(if $(filter smoke,$(PROFILE)),25 50,$(if $(filter demo,$(PROFILE)),50 100 200 400,100 200 400 800 1600 3200))
 UMAP_POINTS ?= $(if $(filter paper,$(PROFILE)),10000,$(if $(filter smoke,$(PROFILE)),100,$(if $(filter demo,$(PROFILE)),200,2000)))
 EVAL_FLAGS = --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) \
 	$(if $(filter 0,$(DOWNLOAD)),--no-download,--download) $(EXTRA)
@@ -72,7 +74,7 @@ gpu_env = $(if $(GPUS),CUDA_VISIBLE_DEVICES=$$(s=($(ALL_STEMS)); g=($(GPUS)); fo
 	[ "$${s[$$i]}" = "$(1)" ] && echo "$${g[$$((i % $${#g[@]}))]}"; done))
 RUN = $(call gpu_env,$(patsubst $(R)/%,%,$(@D))) $(LAUNCH) $(PYTHON)
 
-.PHONY: help venv test demo q1 q2 all report wandb-sync bench bench-gpu $(Q1) $(Q2) clean-results
+.PHONY: help venv test demo q1 q1-finetune-curve q2 all report wandb-sync bench bench-gpu $(Q1) $(Q2) clean-results
 
 help: ## List the targets
 	@echo "trustlab — make TARGET [PROFILE=paper|quick|smoke|demo] [DATA_ROOT=data] [SEED=0] [PRETRAINED=0|1]"
@@ -95,7 +97,13 @@ demo: | $(VENV_STAMP) ## The study at demo scale on embedded digits, no download
 
 all: q1 q2 ## Every section of the study
 
-q1: $(Q1) ## Every Q1 section (generalization: SVHN -> MNIST)
+q1: $(Q1) q1-finetune-curve ## Every Q1 section (generalization: SVHN -> MNIST)
+
+q1-finetune-curve: $(foreach n,$(CURVE_SAMPLES),$(R)/q1-finetune-curve/samples-$(n)/metrics.json) ## fc fine-tuning on 100..3200 SVHN images
+
+$(R)/q1-finetune-curve/samples-%/metrics.json: $(R)/q1-reverse-unsupervised/metrics.json $(CODE) | $(VENV_STAMP)
+	$(RUN) cli.py finetune-fc --preset q1-reverse-supervised --samples $* --seed $(SEED) --from-run $(<D) --out $(@D) \
+		$(COMMON_FLAGS) $(RESUME)
 
 q2: $(Q2) ## Every Q2 section (robustness: CIFAR-10, FGSM/PGD, adversarial training, Circle Loss)
 

@@ -241,12 +241,42 @@ def _q2(root: Path, out_dir: Path) -> list[str]:
     return lines
 
 
+def finetune_curve(root: Path, out_dir: Path) -> list[str]:
+    """The reverse-supervised extra figure, drawn from results/<profile>/q1-finetune-curve/samples-N/."""
+    found = [r for r in (_load(p) for p in (root / "q1-finetune-curve").glob("samples-*/metrics.json")) if r]
+    if not found:
+        return ["", "Fine-tuning curve (SVHN accuracy against the number of fc training images): *not run* "
+                    "(`make q1-finetune-curve`)."]
+    points = sorted(({"samples": r["datasets"]["train"]["size"],
+                      "accuracy": r["metrics"][_key(r, "svhn", "_test_acc")]} for r in found),
+                    key=lambda p: p["samples"])
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from core.io import save_figure
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot([p["samples"] for p in points], [p["accuracy"] for p in points], marker="o")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("fc fine-tuning images")
+    ax.set_ylabel(f"{_key(found[0], 'svhn', '')} test accuracy (%)")
+    ax.set_title("q1-reverse-supervised: accuracy vs fine-tuning samples", fontsize=9)
+    save_figure(out_dir / "q1-finetune-curve.png", fig)
+    cells = " | ".join(f"{p['samples']}: {p['accuracy']:.2f}" for p in points)
+    return ["", f"Fine-tuning curve, samples: SVHN accuracy — {cells}", "",
+            "![fine-tuning curve](q1-finetune-curve.png)"]
+
+
 def _sections(root: Path, out_dir: Path, loaded: dict, question: str) -> list[str]:
     lines = []
     for name, rs in loaded.items():
         lines += ["", f"### {name}: {PRESETS[name].title}", "", METHOD[name], ""]
         if not rs:
             lines.append("*not run*")
+            if name == "q1-reverse-supervised":
+                lines += finetune_curve(root, out_dir)
             continue
         seeds = sorted({r["seed"] for r in rs})
         lines.append(f"Seeds: {', '.join(map(str, seeds))}.")
@@ -261,6 +291,8 @@ def _sections(root: Path, out_dir: Path, loaded: dict, question: str) -> list[st
                     figures.append(f"![{name} {caption}]({link})")
         if figures:
             lines += [""] + figures[:4]
+        if name == "q1-reverse-supervised":
+            lines += finetune_curve(root, out_dir)
     return lines
 
 

@@ -52,7 +52,10 @@ def test_make_q1_smoke_end_to_end(tmp_path, data_root, weights_file):
         assert again["metrics"] == results[p]["metrics"], p
         assert [{k: v for k, v in h.items() if k != "seconds"} for h in again["history"]] == \
             [{k: v for k, v in h.items() if k != "seconds"} for h in results[p]["history"]]
-    assert sorted(p.name for p in (tmp_path / "par" / "smoke").iterdir()) == sorted(Q1)
+    assert sorted(p.name for p in (tmp_path / "par" / "smoke").iterdir()) == sorted(Q1 + ["q1-finetune-curve"])
+    curve = [json.loads((tmp_path / "results" / "smoke" / "q1-finetune-curve" / f"samples-{n}" / "metrics.json")
+                        .read_text()) for n in (25, 50)]
+    assert [c["datasets"]["train"]["size"] for c in curve] == [25, 50]
 
 
 @pytest.mark.slow

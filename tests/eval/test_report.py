@@ -105,3 +105,15 @@ def test_no_number_that_is_not_in_the_files(tmp_path):
     for line in tables:
         for number in re.findall(r"\d+\.\d{2,3}", line):
             assert number in allowed, f"{number} in {line!r} is not from the results files"
+
+
+def test_finetune_curve_is_drawn_from_its_files(tmp_path):
+    build(tmp_path)
+    for n, acc in ((100, 20.0), (400, 30.0)):
+        path = tmp_path / "quick" / "q1-finetune-curve" / f"samples-{n}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"preset": "q1-reverse-supervised", "seed": 0, "roles": {},
+                                    "datasets": {"train": {"size": n}}, "metrics": {"svhn_test_acc": acc}}))
+    text = write_report("quick", tmp_path).read_text()
+    assert "100: 20.00 | 400: 30.00" in text
+    assert (tmp_path / "quick" / "q1-finetune-curve.png").is_file()
