@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
-import torch
 from torch import nn
 
 from core.errors import UsageError

@@ -15,7 +15,6 @@ Writes results/bench/<hostname>.json (atomically) and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -123,7 +122,6 @@ def bench_training(device, repeats: int, images: int) -> list[dict]:
         rows.append(dict(row="train_aug_vs_study", batch=batch, ours_img_s=images / t_ours,
                          reference_img_s=images / t_study, ratio=t_study / t_ours,
                          note="img/s ours vs torchvision Dataset + PIL transforms + DataLoader(num_workers=2)"))
-        del loader
         plain = Batches(data, batch, device, shuffle=True)
         x_mem, y_mem = next(plain.epoch(0))
         steps = len(plain)

@@ -123,12 +123,13 @@ def knn_run(run_dir, out, *, k: int = 3, attack: AttackSpec | None = None, sourc
             n=None, data_root="data", cache_dir="data/cache", download=False, device="auto", batch_size=None) -> dict:
     """Clean (and adversarial) kNN accuracy on the 512-d features, fitted on the train embeddings."""
     started = time.time()
-    results, cfg, model, _, test, described, train = _setup(run_dir, data_root, cache_dir, download, n, device,
-                                                             batch_size)
+    results, cfg, model, target, test, described, train = _setup(run_dir, data_root, cache_dir, download, n,
+                                                                  device, batch_size)
     train_b = Batches(train, test.batch_size, test.device, image_size=cfg.image_size)
     if k > len(train):
         raise UsageError(f"k={k} is larger than the number of training points ({len(train)})")
-    clf = Classifier(model, train_b, k, knn=True)
+    # an embedding model's classifier from _setup already holds the train embeddings: reuse it when k agrees
+    clf = target if target.kind == "knn" and target.k == k else Classifier(model, train_b, k, knn=True)
     report = {"model": str(run_dir), "preset": results["preset"], "profile": results["profile"],
               "seed": results["seed"], "config": cfg.to_dict(), "k": k, "train_points": len(train),
               "clean_acc": evaluate(clf, test)["acc"], "results": []}

@@ -4,7 +4,6 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torchvision

@@ -1,7 +1,6 @@
 """Crash safety: SIGKILL partway through an epoch loses at most that epoch, and --resume then ends
 exactly where an uninterrupted run with the same seed ends (CPU, --deterministic)."""
 import json
-import os
 import signal
 import subprocess
 import sys
