@@ -17,6 +17,7 @@ PRETRAINED ?= 1
 WEIGHTS ?=
 DOWNLOAD ?= 1
 WANDB ?= 1
+COMPILE ?= 0
 EXTRA ?=
 RESULTS ?= results
 VENV ?= .venv
@@ -46,7 +47,8 @@ VENV_STAMP := $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/.installed)
 COMMON_FLAGS = --profile $(PROFILE) --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) \
 	$(if $(filter 0,$(DOWNLOAD)),--no-download,--download) $(if $(filter 0,$(WANDB)),--no-wandb,--wandb) \
 	--overwrite $(EXTRA)
-TRAIN_FLAGS = $(COMMON_FLAGS) $(if $(filter 0,$(PRETRAINED)),--no-pretrained) $(if $(WEIGHTS),--weights $(WEIGHTS))
+TRAIN_FLAGS = $(COMMON_FLAGS) $(if $(filter 0,$(PRETRAINED)),--no-pretrained) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
+	$(if $(filter 1,$(COMPILE)),--compile)
 # Resume automatically when an interrupted run left a checkpoint.
 RESUME = $(if $(wildcard $(@D)/checkpoint.pt),--resume)
 

@@ -83,6 +83,7 @@ ResumeOpt = Annotated[bool, typer.Option(help="Continue from the run folder's ch
 OverwriteOpt = Annotated[bool, typer.Option(help="Train again even if the run folder holds a finished metrics.json.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.")]
 DeterministicOpt = Annotated[bool, typer.Option(help="torch.use_deterministic_algorithms(True); slower, bit-reproducible.")]
+CompileOpt = Annotated[bool, typer.Option(help="torch.compile the training forward/backward (worth it on CUDA for long runs; the first epoch pays the compile time; off by default).")]
 
 
 @app.command()
@@ -112,6 +113,7 @@ def train(
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = "auto",
     deterministic: DeterministicOpt = False,
+    compile: CompileOpt = False,
 ):
     """Train ResNet18 as a preset says, and write metrics.json, curves.png and model.pt."""
     with errors():
@@ -122,7 +124,8 @@ def train(
                       optimizer=_value(optimizer), loss=_value(loss), norm=_value(norm), pretrained=pretrained,
                       weights=str(weights) if weights else None, augment=augment, train_on=_value(train_on),
                       eval_on=tuple(_value(e) for e in eval) if eval else None, train_size=train_size,
-                      eval_size=eval_size, device=device, deterministic=deterministic or None)
+                      eval_size=eval_size, device=device, deterministic=deterministic or None,
+                      compile=compile or None)
         if weights and not cfg.pretrained:
             typer.echo(f"note: --weights unused: {cfg.preset} does not start from ImageNet weights "
                        "(add --pretrained to use them)", err=True)

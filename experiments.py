@@ -69,6 +69,7 @@ class RunConfig:
     device: str = "auto"
     eval_batch_size: int = 256
     deterministic: bool = False
+    compile: bool = False           # torch.compile the training step (opt-in: CUDA; slower to start on CPU)
 
     def validate(self) -> "RunConfig":
         def choice(name: str, value: Any, valid: tuple) -> None:
@@ -122,7 +123,7 @@ class RunConfig:
 
     def method(self) -> dict:
         """The fields that define what a checkpoint is a checkpoint of (scale and method, not runtime)."""
-        runtime = {"device", "eval_batch_size", "deterministic", "profile"}
+        runtime = {"device", "eval_batch_size", "deterministic", "compile", "profile"}
         return {k: v for k, v in self.to_dict().items() if k not in runtime}
 
 

@@ -21,7 +21,7 @@ def mix_adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, p: float
     if not mask.any():
         return x, mask
     mixed = x.clone()
-    mixed[mask] = run_attack(spec, model, x[mask], y[mask], generator=generator)
+    mixed[mask] = run_attack(spec, model, x[mask], y[mask], generator=generator).to(mixed.dtype)
     return mixed, mask
 
 

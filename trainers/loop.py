@@ -173,7 +173,8 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     """One epoch. `model` may be DDP-wrapped; attacks and attributes use the plain module."""
     from tqdm.auto import tqdm
 
-    plain = getattr(model, "module", model)
+    plain = getattr(model, "_orig_mod", model)  # torch.compile wrapper
+    plain = getattr(plain, "module", plain)      # DDP wrapper
     has_fc = getattr(plain, "head", "fc") == "fc"
     model.train()
     for m in frozen:
@@ -186,11 +187,13 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     bar = tqdm(batches.epoch(seed * 100_003 + epoch), total=len(batches), leave=False, disable=not progress,
                desc=f"epoch {epoch + 1}", unit="batch", file=sys.stderr)
     adv_seen = 0
-    ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
-    with model.join() if ddp else contextlib.nullcontext():  # DDP: shards may differ by one batch
+    wrapped = getattr(model, "_orig_mod", model)
+    ddp = isinstance(wrapped, torch.nn.parallel.DistributedDataParallel)
+    with wrapped.join() if ddp else contextlib.nullcontext():  # DDP: shards may differ by one batch
         for step, (x, y) in enumerate(bar):
             if adv is not None:
-                x, mask = mix_adversarial(plain, x, y, adv_prob, adv)
+                with autocast(dev):  # the attack shares the training step's precision
+                    x, mask = mix_adversarial(plain, x, y, adv_prob, adv)
                 adv_seen += int(mask.sum())
             with autocast(dev):
                 out = model(x)
@@ -288,6 +291,8 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
         from torch.nn.parallel import DistributedDataParallel
 
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:  # only the training step; evaluation, attacks and the saved state dict use the plain model
+        train_model = torch.compile(train_model, backend=os.environ.get("TRUSTLAB_COMPILE_BACKEND", "inductor"))
     augment = None
     if cfg.augment:
         from loaders.augment import study_augmentation

@@ -103,3 +103,28 @@ def test_it_really_learns_on_digits(tmp_path):
     results = run(cfg, tmp_path / "learn", wandb=False)
     assert results["metrics"]["digits_test_acc"] > 80.0
     assert results["history"][1]["train_loss"] < results["history"][0]["train_loss"]
+
+
+def test_compiled_training_step_matches_the_plain_one(tmp_path, monkeypatch):
+    # torch.compile through dynamo with the eager backend: the same ops, so the same numbers, and the saved
+    # state dict keeps torchvision's keys (no `_orig_mod.` prefix). Inductor's speed is a CUDA matter.
+    monkeypatch.setenv("TRUSTLAB_COMPILE_BACKEND", "eager")
+    calls = []
+    real_compile = torch.compile
+
+    def spy(model, **kw):
+        calls.append(kw)
+        return real_compile(model, **kw)
+
+    monkeypatch.setattr(torch, "compile", spy)
+    plain = run(tiny(epochs=1), tmp_path / "plain", wandb=False)
+    assert calls == []
+    compiled = run(tiny(epochs=1, compile=True), tmp_path / "compiled", wandb=False)
+    assert calls == [{"backend": "eager"}]
+    assert compiled["config"]["compile"] is True
+    assert compiled["metrics"] == pytest.approx(plain["metrics"], abs=1e-4)
+    a = torch.load(tmp_path / "plain" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "compiled" / "model.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-4, rtol=1e-4)
