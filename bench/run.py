@@ -4,6 +4,7 @@
 Rows (each names its device, batch size and repeats):
   1. training with the study's augmentation: ours (uint8 tensors, kornia on the device) vs the study's
      pipeline (torchvision Dataset, PIL transforms, DataLoader(num_workers=2)), batch 16 and 128;
+     and the same with the training step under torch.compile;
   2. training, ours vs a bare model step on in-memory tensors (the limit);
   3. FGSM and PGD-10: ours vs plain advertorch vs a hand-written input-gradient loop (the limit),
      with the largest pixel difference between the adversarial images;
@@ -38,7 +39,7 @@ from loaders.batches import Batches  # noqa: E402
 from loaders.datasets import ImageSet, load_split  # noqa: E402
 from models.resnet import ResNet18  # noqa: E402
 
-GOALS = {"train_aug_vs_study": (">=", 1.5), "train_vs_bare": (">=", 0.9), "fgsm_vs_limit": ("<=", 1.1),
+GOALS = {"train_aug_vs_study": (">=", 1.5), "train_aug_compiled_vs_study": (">=", 1.5), "train_vs_bare": (">=", 0.9), "fgsm_vs_limit": ("<=", 1.1),
          "pgd_vs_limit": ("<=", 1.1), "knn_vs_sklearn": ("<=", 1.0)}
 
 
@@ -102,7 +103,7 @@ def study_loader(data: ImageSet, batch: int):
                                        persistent_workers=True)
 
 
-def bench_training(device, repeats: int, images: int) -> list[dict]:
+def bench_training(device, repeats: int, images: int, compile_rows: bool = True) -> list[dict]:
     rows = []
     data = digits(images)
     for batch in (16, 128):
@@ -122,6 +123,23 @@ def bench_training(device, repeats: int, images: int) -> list[dict]:
         rows.append(dict(row="train_aug_vs_study", batch=batch, ours_img_s=images / t_ours,
                          reference_img_s=images / t_study, ratio=t_study / t_ours,
                          note="img/s ours vs torchvision Dataset + PIL transforms + DataLoader(num_workers=2)"))
+        if compile_rows:  # the same, with the training step under torch.compile (cli.py train --compile)
+            c_model, c_opt = model_and_opt(device)
+            compiled = torch.compile(c_model)
+
+            def run_compiled():
+                for x, y in ours.epoch(0):
+                    step(compiled, c_opt, x, y)
+
+            t0 = time.perf_counter()
+            run_compiled()  # compiles
+            compile_s = time.perf_counter() - t0
+            t_comp = median_seconds(run_compiled, repeats, device)
+            rows.append(dict(row="train_aug_compiled_vs_study", batch=batch, ours_img_s=images / t_comp,
+                             reference_img_s=images / t_study, ratio=t_study / t_comp,
+                             compiled_vs_eager=t_ours / t_comp, compile_seconds=compile_s,
+                             note="ours with torch.compile (inductor) vs the study's pipeline; the first epoch "
+                                  "pays compile_seconds"))
         plain = Batches(data, batch, device, shuffle=True)
         x_mem, y_mem = next(plain.epoch(0))
         steps = len(plain)
@@ -284,7 +302,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (median reported)")
     ap.add_argument("--images", type=int, default=512, help="images per training measurement")
-    ap.add_argument("--quick", action="store_true", help="smaller sizes (for a smoke check)")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (for a smoke check); no torch.compile rows")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile training rows")
     ap.add_argument("--out", default=None, help="default results/bench/<hostname>.json")
     args = ap.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -292,7 +311,8 @@ def main() -> None:
     started = time.time()
     q = args.quick
     rows = []
-    for name, fn in (("training", lambda: bench_training(device, args.repeats, 128 if q else args.images)),
+    for name, fn in (("training", lambda: bench_training(device, args.repeats, 128 if q else args.images,
+                                                            not (q or args.no_compile))),
                      ("attacks", lambda: bench_attacks(device, args.repeats)),
                      ("knn", lambda: bench_knn(device, args.repeats, 2000 if q else 10_000, 500 if q else 2500)),
                      ("umap", lambda: bench_umap([300] if q else [500, 1000, 2000])),
