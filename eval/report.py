@@ -103,6 +103,11 @@ def fmt(s, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f} (n={n})" if n > 1 else f"{mean:.{digits}f} (n=1)"
 
 
+def _cell(rs: list, s) -> str:
+    """A table cell: the statistics, "not run" without results, "not evaluated" when the runs lack the metric."""
+    return "not evaluated" if rs and s is None else fmt(s)
+
+
 def ref_cell(ref, digits: int = 2) -> str:
     return "–" if ref is None else f"{ref:.{digits}f}"
 
@@ -119,6 +124,26 @@ def within_noise(a, b) -> bool | None:
         return None
     pooled = math.sqrt((a[1] ** 2 + b[1] ** 2) / 2)
     return abs(a[0] - b[0]) < NOISE_SIGMAS * pooled
+
+
+def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
+    """Flags for preset `name` against `base_name`: [(label, ours stats, base stats)]. A difference under
+    NOISE_SIGMAS pooled std is "within seed noise"; with one seed the noise is unknown."""
+    flags, beyond = [], []
+    for label, ours, base in pairs:
+        verdict = within_noise(ours, base)
+        if verdict is False:
+            beyond.append(f"{label} {ours[0] - base[0]:+.2f}")
+        elif verdict is True:
+            flags.append(f"- {name} vs {base_name} on {label}: {ours[0] - base[0]:+.2f} points, "
+                         f"**within seed noise** (under {NOISE_SIGMAS:g} pooled std).")
+        elif verdict is None and ours and base:
+            flags.append(f"- {name} vs {base_name} on {label}: {ours[0] - base[0]:+.2f} points; "
+                         f"seed noise unknown with one seed (run `{rerun}`).")
+    if beyond:
+        flags.append(f"- {name} vs {base_name}, beyond seed noise (over {NOISE_SIGMAS:g} pooled std): "
+                     + ", ".join(beyond) + " points.")
+    return flags
 
 
 def _key(results: dict, study_name: str, suffix: str) -> str:
@@ -175,18 +200,12 @@ def _q1(root: Path, out_dir: Path) -> list[str]:
         svhn, mnist = _metric(rs, "svhn", "_test_acc"), _metric(rs, "mnist", "_test_acc")
         loss, acc = (stats([r["metrics"].get("train_loss") for r in rs]) if rs else None,
                      stats([r["metrics"].get("train_acc") for r in rs]) if rs else None)
-        lines.append(f"| {name} | {ref_cell(ref.get('svhn_test_acc'))} | {fmt(svhn)} | {delta(svhn, ref.get('svhn_test_acc'))} "
-                     f"| {ref_cell(ref.get('mnist_test_acc'))} | {fmt(mnist)} | {delta(mnist, ref.get('mnist_test_acc'))} "
+        lines.append(f"| {name} | {ref_cell(ref.get('svhn_test_acc'))} | {_cell(rs, svhn)} | {delta(svhn, ref.get('svhn_test_acc'))} "
+                     f"| {ref_cell(ref.get('mnist_test_acc'))} | {_cell(rs, mnist)} | {delta(mnist, ref.get('mnist_test_acc'))} "
                      f"| {ref_cell(ref.get('train_loss'), 3)} / {fmt(loss, 3)} | {ref_cell(ref.get('train_acc'))} / {fmt(acc)} |")
         if name not in ("q1-baseline", "q1-reverse-unsupervised", "q1-reverse-supervised") and rs:
-            for label, ours, base in (("SVHN", svhn, base_svhn), ("MNIST", mnist, base_mnist)):
-                verdict = within_noise(ours, base)
-                if verdict is True:
-                    flags.append(f"- {name} vs q1-baseline on {label}: {ours[0] - base[0]:+.2f} points, "
-                                 f"**within seed noise** (under {NOISE_SIGMAS:g} pooled std).")
-                elif verdict is None and ours and base:
-                    flags.append(f"- {name} vs q1-baseline on {label}: {ours[0] - base[0]:+.2f} points; "
-                                 "seed noise unknown with one seed (run `make q1 SEEDS=\"0 1 2\"`).")
+            flags += noise_flags(name, "q1-baseline", (("SVHN", svhn, base_svhn), ("MNIST", mnist, base_mnist)),
+                                 'make q1 SEEDS="0 1 2"')
     if loaded["q1-pretrained"] and not any(r.get("config", {}).get("pretrained") for r in loaded["q1-pretrained"]):
         flags.append("- q1-pretrained ran without ImageNet weights (PRETRAINED=0), so it is the baseline again "
                      "by construction; its row says nothing about ImageNet initialisation.")
@@ -208,11 +227,25 @@ def _q2(root: Path, out_dir: Path) -> list[str]:
     loaded = {p: runs(root, p) for p in ("q2-baseline", "q2-adversarial", "q2-circle")}
     robust = {p: runs(root, p, "robustness.json") for p in loaded}
     flags = []
+    base_cells = None
     for name, rs in loaded.items():
         ref = PRESETS[name].reference
         clean = _metric(rs, "cifar10", "_test_acc")
         rob = robust[name]
         cells = {(t, m): _robust(rob, t, m) for t in ("white-box", "transfer") for m in ("fgsm", "pgd", "noise+fgsm")}
+        cells["clean"] = clean
+        if name == "q2-baseline":
+            base_cells = cells
+        elif base_cells is not None and rs:
+            flags += noise_flags(name, "q2-baseline", (
+                ("clean accuracy", clean, base_cells["clean"]),
+                ("white-box FGSM", cells[("white-box", "fgsm")], base_cells[("white-box", "fgsm")]),
+                ("white-box PGD", cells[("white-box", "pgd")], base_cells[("white-box", "pgd")])),
+                'make q2 SEEDS="0 1 2"')
+        if any(row.get("threat_model") == "transfer" and row.get("source") == r.get("model")
+               for r in rob for row in r.get("results", [])):
+            flags.append(f"- {name}: its transfer attacks were crafted on the model itself (PRETRAINED=0 makes the "
+                         "trained q2-baseline the source), so its transfer columns are white-box by construction.")
         tr = cells[("transfer", "noise+fgsm")]
         lines.append(f"| {name} | {ref_cell(ref['cifar10_test_acc'])} | {fmt(clean)} | {delta(clean, ref['cifar10_test_acc'])} "
                      f"| {ref_cell(ref['adversarial'])} | {fmt(tr)} | {delta(tr, ref['adversarial'])} "
@@ -234,9 +267,13 @@ def _q2(root: Path, out_dir: Path) -> list[str]:
     lines += ["", "### Honesty checks", ""] + (flags or ["- nothing to compare yet"])
     knn = runs(root, "q2-circle", "knn.json")
     if knn:
+        attacked = {}
+        for k in knn:
+            for r in k["results"]:
+                attacked.setdefault((r["threat_model"], r["method"]), []).append(r["robust_acc"])
         lines += ["", f"kNN (k={knn[0]['k']}) on the circle model's features: clean "
                       f"{fmt(stats([k['clean_acc'] for k in knn]))}"
-                  + "".join(f"; {r['threat_model']} {r['method']} {r['robust_acc']:.2f}%" for r in knn[0]["results"])]
+                  + "".join(f"; {t} {m} {fmt(stats(v))}" for (t, m), v in attacked.items())]
     lines += _sections(root, out_dir, {"q2-examples": runs(root, "q2-examples", "robustness.json"), **loaded}, "q2")
     return lines
 

@@ -117,3 +117,45 @@ def test_finetune_curve_is_drawn_from_its_files(tmp_path):
     text = write_report("quick", tmp_path).read_text()
     assert "100: 20.00 | 400: 30.00" in text
     assert (tmp_path / "quick" / "q1-finetune-curve.png").is_file()
+
+
+def test_q2_presets_compared_with_the_baseline_against_seed_noise(tmp_path):
+    build(tmp_path)
+    # baseline (2 seeds): clean 80, 81; white-box fgsm 10, 10; pgd 12, 13
+    for seed in range(2):
+        write(tmp_path, "q2-adversarial", seed, "metrics.json",  # clean 80.5, 81.5: within noise
+              {"preset": "q2-adversarial", "profile": "quick", "seed": seed,
+               "metrics": {"cifar10_test_acc": 80.5 + seed}})
+        write(tmp_path, "q2-adversarial", seed, "robustness.json",  # fgsm +30: beyond noise
+              robustness("q2-adversarial", seed, 40.0, 40.0 + seed, 50.0))
+    text = write_report("quick", tmp_path).read_text()
+    assert "q2-adversarial vs q2-baseline on clean accuracy: +0.50 points, **within seed noise**" in text
+    assert "q2-adversarial vs q2-baseline on white-box FGSM" not in text
+    assert "q2-adversarial vs q2-baseline, beyond seed noise (over 2 pooled std): white-box FGSM +30.00, " \
+           "white-box PGD +28.00 points." in text
+
+
+def test_knn_aggregates_seeds_and_self_source_is_called_white_box(tmp_path):
+    build(tmp_path)
+    for seed, acc in enumerate((30.0, 34.0)):
+        write(tmp_path, "q2-circle", seed, "knn.json",
+              {"preset": "q2-circle", "seed": seed, "k": 3, "clean_acc": 60.0 + seed,
+               "results": [{"threat_model": "transfer", "method": "noise+fgsm", "robust_acc": acc}]})
+    model = "results/quick/q2-baseline/seed-0"
+    rob = robustness("q2-baseline", 0, 10.0, 9.0, 10.0)
+    rob["model"] = model
+    for r in rob["results"]:
+        r["source"] = model if r["threat_model"] == "transfer" else "the model itself"
+    write(tmp_path, "q2-baseline", 0, "robustness.json", rob)
+    text = write_report("quick", tmp_path).read_text()
+    assert "clean 60.50 ± 0.71 (n=2); transfer noise+fgsm 32.00 ± 2.83 (n=2)" in text
+    assert "q2-baseline: its transfer attacks were crafted on the model itself" in text
+    assert "q2-adversarial: its transfer attacks" not in text
+
+
+def test_a_run_without_a_test_set_reads_not_evaluated(tmp_path):
+    build(tmp_path)
+    write(tmp_path, "q1-reverse-unsupervised", 0, "metrics.json",
+          {"preset": "q1-reverse-unsupervised", "seed": 0, "roles": {}, "metrics": {"mnist_test_acc": 96.0}})
+    line = row(write_report("quick", tmp_path).read_text(), "q1-reverse-unsupervised")
+    assert line.split(" | ")[2] == "not evaluated" and "96.00 (n=1)" in line
