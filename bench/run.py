@@ -60,6 +60,24 @@ def median_seconds(fn, repeats: int, device) -> float:
     return statistics.median(times)
 
 
+def side_by_side(fns, repeats: int, device, min_seconds: float = 1.0) -> list[float]:
+    """Median seconds of each fn, timed in turn (A B C, A B C, ...) so that drift in the machine's speed
+    hits every contender alike; short calls get more rounds, until each has run about min_seconds."""
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
+    rounds = 0
+    while rounds < repeats or (min(sum(t) for t in times) < min_seconds and rounds < 50):
+        for fn, t in zip(fns, times):
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            t.append(time.perf_counter() - t0)
+        rounds += 1
+    return [statistics.median(t) for t in times]
+
+
 def digits(n: int) -> ImageSet:
     base = load_split("digits", "train")
     reps = -(-n // len(base))
@@ -119,10 +137,7 @@ def bench_training(device, repeats: int, images: int, compile_rows: bool = True)
             for x, y in loader:
                 step(model, opt, x.to(device), y.to(device))
 
-        t_ours, t_study = median_seconds(run_ours, repeats, device), median_seconds(run_study, repeats, device)
-        rows.append(dict(row="train_aug_vs_study", batch=batch, ours_img_s=images / t_ours,
-                         reference_img_s=images / t_study, ratio=t_study / t_ours,
-                         note="img/s ours vs torchvision Dataset + PIL transforms + DataLoader(num_workers=2)"))
+        contenders = [run_ours, run_study]
         if compile_rows:  # the same, with the training step under torch.compile (cli.py train --compile)
             c_model, c_opt = model_and_opt(device)
             compiled = torch.compile(c_model)
@@ -134,10 +149,15 @@ def bench_training(device, repeats: int, images: int, compile_rows: bool = True)
             t0 = time.perf_counter()
             run_compiled()  # compiles
             compile_s = time.perf_counter() - t0
-            t_comp = median_seconds(run_compiled, repeats, device)
-            rows.append(dict(row="train_aug_compiled_vs_study", batch=batch, ours_img_s=images / t_comp,
-                             reference_img_s=images / t_study, ratio=t_study / t_comp,
-                             compiled_vs_eager=t_ours / t_comp, compile_seconds=compile_s,
+            contenders.append(run_compiled)
+        t_ours, t_study, *t_comp = side_by_side(contenders, repeats, device)
+        rows.append(dict(row="train_aug_vs_study", batch=batch, ours_img_s=images / t_ours,
+                         reference_img_s=images / t_study, ratio=t_study / t_ours,
+                         note="img/s ours vs torchvision Dataset + PIL transforms + DataLoader(num_workers=2)"))
+        if t_comp:
+            rows.append(dict(row="train_aug_compiled_vs_study", batch=batch, ours_img_s=images / t_comp[0],
+                             reference_img_s=images / t_study, ratio=t_study / t_comp[0],
+                             compiled_vs_eager=t_ours / t_comp[0], compile_seconds=compile_s,
                              note="ours with torch.compile (inductor) vs the study's pipeline; the first epoch "
                                   "pays compile_seconds"))
         plain = Batches(data, batch, device, shuffle=True)
@@ -152,7 +172,7 @@ def bench_training(device, repeats: int, images: int, compile_rows: bool = True)
             for _ in range(steps):
                 step(model, opt, x_mem, y_mem)
 
-        t_plain, t_bare = median_seconds(run_plain, repeats, device), median_seconds(run_bare, repeats, device)
+        t_plain, t_bare = side_by_side([run_plain, run_bare], repeats, device)
         rows.append(dict(row="train_vs_bare", batch=batch, ours_img_s=images / t_plain,
                          reference_img_s=steps * batch / t_bare, ratio=(images / t_plain) / (steps * batch / t_bare),
                          note="ours (no augmentation) vs a bare step on one in-memory batch"))
@@ -194,7 +214,7 @@ def bench_attacks(device, repeats: int) -> list[dict]:
                 p.requires_grad_(True)
             return adv
 
-        t_ours, t_plain, t_limit = (median_seconds(f, repeats, device) for f in (ours, plain, limit))
+        t_ours, t_plain, t_limit = side_by_side([ours, plain, limit], repeats, device)
         model.zero_grad(set_to_none=True)
         diff = max((ours() - limit()).abs().max().item(), (ours() - plain()).abs().max().item())
         rows.append(dict(row=f"{name}_vs_limit", batch=128, ours_s=t_ours, advertorch_plain_s=t_plain,
@@ -213,8 +233,8 @@ def bench_knn(device, repeats: int, n_train: int, n_test: int) -> list[dict]:
     train_x, test_x = torch.randn(n_train, 512, generator=g), torch.randn(n_test, 512, generator=g)
     train_y = torch.randint(0, 10, (n_train,), generator=g)
     tx, ty, qx = train_x.to(device), train_y.to(device), test_x.to(device)
-    t_ours = median_seconds(lambda: knn_predict(tx, ty, qx, k=3), repeats, device)
-    t_ref = median_seconds(lambda: knn_predict_sklearn(train_x, train_y, test_x, k=3), repeats, torch.device("cpu"))
+    t_ours, t_ref = side_by_side([lambda: knn_predict(tx, ty, qx, k=3),
+                                  lambda: knn_predict_sklearn(train_x, train_y, test_x, k=3)], repeats, device)
     agree = (knn_predict(tx, ty, qx, k=3) == knn_predict_sklearn(train_x, train_y, test_x, k=3)).float().mean().item()
     return [dict(row="knn_vs_sklearn", batch=f"{n_train}->{n_test}x512", ours_s=t_ours, reference_s=t_ref,
                  ratio=t_ours / t_ref, prediction_agreement=agree, note="k=3, sklearn brute force as the reference")]
