@@ -310,26 +310,26 @@ def _sections(root: Path, out_dir: Path, loaded: dict, question: str) -> list[st
     lines = []
     for name, rs in loaded.items():
         lines += ["", f"### {name}: {PRESETS[name].title}", "", METHOD[name], ""]
-        if not rs:
-            lines.append("*not run*")
-            if name == "q1-reverse-supervised":
-                lines += finetune_curve(root, out_dir)
-            continue
-        seeds = sorted({r["seed"] for r in rs})
-        lines.append(f"Seeds: {', '.join(map(str, seeds))}.")
-        figures = []
-        for sub in [""] + [f"seed-{s}/" for s in seeds]:
-            for rel, caption in ((f"{name}/{sub}curves.png", "training curves"),
-                                 (f"{name}/{sub}robustness-examples.png", "adversarial examples"),
-                                 (f"{name}/{sub}robustness-eps.png", "robust accuracy vs eps"),
-                                 (f"{name}/{sub}umap.png", "UMAP, clean vs adversarial")):
-                link = _link(root, out_dir, rel)
-                if link:
-                    figures.append(f"![{name} {caption}]({link})")
-        if figures:
-            lines += [""] + figures[:4]
+        lines += _seeds_and_figures(root, out_dir, name, rs) if rs else ["*not run*"]
         if name == "q1-reverse-supervised":
             lines += finetune_curve(root, out_dir)
+    return lines
+
+
+def _seeds_and_figures(root: Path, out_dir: Path, name: str, rs: list[dict]) -> list[str]:
+    seeds = sorted({r["seed"] for r in rs})
+    lines = [f"Seeds: {', '.join(map(str, seeds))}."]
+    figures = []
+    for sub in [""] + [f"seed-{s}/" for s in seeds]:
+        for rel, caption in ((f"{name}/{sub}curves.png", "training curves"),
+                             (f"{name}/{sub}robustness-examples.png", "adversarial examples"),
+                             (f"{name}/{sub}robustness-eps.png", "robust accuracy vs eps"),
+                             (f"{name}/{sub}umap.png", "UMAP, clean vs adversarial")):
+            link = _link(root, out_dir, rel)
+            if link:
+                figures.append(f"![{name} {caption}]({link})")
+    if figures:
+        lines += [""] + figures[:4]
     return lines
 
 

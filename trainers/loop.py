@@ -173,8 +173,8 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     """One epoch. `model` may be DDP-wrapped; attacks and attributes use the plain module."""
     from tqdm.auto import tqdm
 
-    plain = getattr(model, "_orig_mod", model)  # torch.compile wrapper
-    plain = getattr(plain, "module", plain)      # DDP wrapper
+    wrapped = getattr(model, "_orig_mod", model)  # under torch.compile
+    plain = getattr(wrapped, "module", wrapped)   # under DDP
     has_fc = getattr(plain, "head", "fc") == "fc"
     model.train()
     for m in frozen:
@@ -187,15 +187,13 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     bar = tqdm(batches.epoch(seed * 100_003 + epoch), total=len(batches), leave=False, disable=not progress,
                desc=f"epoch {epoch + 1}", unit="batch", file=sys.stderr)
     adv_seen = 0
-    wrapped = getattr(model, "_orig_mod", model)
     ddp = isinstance(wrapped, torch.nn.parallel.DistributedDataParallel)
     with wrapped.join() if ddp else contextlib.nullcontext():  # DDP: shards may differ by one batch
         for step, (x, y) in enumerate(bar):
-            if adv is not None:
-                with autocast(dev):  # the attack shares the training step's precision
+            with autocast(dev):  # the adversarial examples are crafted in the training step's precision
+                if adv is not None:
                     x, mask = mix_adversarial(plain, x, y, adv_prob, adv)
-                adv_seen += int(mask.sum())
-            with autocast(dev):
+                    adv_seen += int(mask.sum())
                 out = model(x)
                 loss = loss_fn(out, y)
             optimizer.zero_grad(set_to_none=True)
