@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attacks.base import eval_no_param_grad
+from attacks.context import eval_no_param_grad
 
 
 def autoattack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255,

@@ -1,18 +1,13 @@
-"""What every attack shares: the spec (threat model, eps on the pixel scale), eps parsing, and the
-guarantee that the model's mode and requires_grad flags come back unchanged."""
+"""What every attack shares: the spec (threat model, eps on the pixel scale) and eps parsing (no torch here)."""
 from __future__ import annotations
 
 import math
 import re
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
-from torch import nn
-
+from attacks.registry import ATTACKS, THREATS
 from core.errors import UsageError
-
-THREATS = ("white-box", "transfer")
 
 
 def parse_eps(text: str | float, name: str = "eps") -> float:
@@ -51,8 +46,6 @@ class AttackSpec:
     seed: int = 0
 
     def validate(self) -> "AttackSpec":
-        from attacks.registry import ATTACKS
-
         if self.method not in ATTACKS:
             raise UsageError(f"unknown attack method {self.method!r}; choose one of {', '.join(ATTACKS)}")
         if self.threat not in THREATS:
@@ -76,20 +69,3 @@ class AttackSpec:
         if "noise" not in self.method:
             d.pop("n_pixels")
         return d
-
-
-@contextmanager
-def eval_no_param_grad(model: nn.Module):
-    """Eval mode and no parameter gradients for the attack; mode and flags restored afterwards
-    (advertorch.context.ctx_noparamgrad_and_eval does the same, used by the advertorch attacks)."""
-    was_training = model.training
-    flags = [p.requires_grad for p in model.parameters()]
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in zip(model.parameters(), flags):
-            p.requires_grad_(flag)
-        model.train(was_training)

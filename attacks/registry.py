@@ -1,47 +1,49 @@
-"""Every attack behind one signature:
+"""Every attack behind one signature, by name:
 
-    attack(model, images, labels, *, eps, alpha, steps, random_start, n_pixels, generator) -> images
+    attack(model, images, labels, *, eps, alpha, steps, random_start, n_pixels, generator, seed) -> images
 
 Inputs and outputs are [0,1] pixels; the model normalizes internally. A composition "a+b" applies
 a, then b on a's output (the study: 20 white pixels, then FGSM).
+
+The names live here and nowhere else (experiments and the CLI's choices import them). This module
+imports no torch: each attack's module is imported the first time the attack is used.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
-import torch
-from torch import nn
-
-from attacks.autoattack import autoattack
-from attacks.base import AttackSpec
-from attacks.gradient import fgsm, pgd
-from attacks.noise import noise
-
-Attack = Callable[..., torch.Tensor]
-
-
-def compose(*parts: Attack) -> Attack:
-    def composed(model, images, labels, **kw):
-        for part in parts:
-            images = part(model, images, labels, **kw)
-        return images
-    composed.__name__ = "+".join(p.__name__ for p in parts)
-    return composed
-
-
-ATTACKS: dict[str, Attack] = {
-    "noise": noise,
-    "fgsm": fgsm,
-    "pgd": pgd,
-    "noise+fgsm": compose(noise, fgsm),
-    "noise+pgd": compose(noise, pgd),
-    "autoattack": autoattack,
+# name -> "module:function" (a "+" in the name composes the parts in order)
+ATTACKS: dict[str, str] = {
+    "noise": "attacks.noise:noise",
+    "fgsm": "attacks.gradient:fgsm",
+    "pgd": "attacks.gradient:pgd",
+    "noise+fgsm": "",
+    "noise+pgd": "",
+    "autoattack": "attacks.autoattack:autoattack",
 }
+THREATS = ("white-box", "transfer")  # crafted on the model under test, or on a fixed source model
 
 
-def run_attack(spec: AttackSpec, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-    """Apply spec to a batch. The result stays within eps (L-inf) of the noised images and in [0,1]."""
-    return ATTACKS[spec.method](model, images, labels, eps=spec.eps, alpha=spec.alpha, steps=spec.steps,
-                                random_start=spec.random_start, n_pixels=spec.n_pixels, generator=generator,
-                                seed=spec.seed)
+def get_attack(name: str) -> Callable:
+    """The attack function for a registered name."""
+    if name not in ATTACKS:
+        raise KeyError(name)
+    if "+" in name:
+        parts = [get_attack(part) for part in name.split("+")]
+
+        def composed(model, images, labels, **kw):
+            for part in parts:
+                images = part(model, images, labels, **kw)
+            return images
+        composed.__name__ = name
+        return composed
+    module, func = ATTACKS[name].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def run_attack(spec, model, images, labels, generator=None):
+    """Apply an AttackSpec to a batch. The result stays within eps (L-inf) of the noised images and in [0,1]."""
+    return get_attack(spec.method)(model, images, labels, eps=spec.eps, alpha=spec.alpha, steps=spec.steps,
+                                   random_start=spec.random_start, n_pixels=spec.n_pixels, generator=generator,
+                                   seed=spec.seed)

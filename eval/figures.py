@@ -12,11 +12,7 @@ import seaborn as sns  # noqa: E402
 
 from core.io import save_figure  # noqa: E402
 
-CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-def class_names(dataset: str) -> tuple[str, ...]:
-    return CIFAR_CLASSES if dataset == "cifar10" else tuple(str(i) for i in range(10))
+from loaders.registry import CIFAR_CLASSES, class_names  # noqa: E402,F401
 
 
 def example_grid(examples: dict, path: str | os.PathLike, names=CIFAR_CLASSES, title: str = "") -> None:

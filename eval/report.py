@@ -1,8 +1,9 @@
 """REPORT.md from results files only: the study's number, ours as mean ± std over seeds, and Δ.
 
-Nothing here is typed by hand except prose. The study's numbers come from experiments.PRESETS (the
-reference column); every other number is read from results/<profile>/<preset>[/seed-<n>]/*.json.
-A section without results reads "not run".
+Nothing here is typed by hand, prose included: the sections, their order, the study's numbers (the
+reference column), the prose and the notes come from the entries the caller passes (experiments/
+sections.py); every other number is read from results/<profile>/<section>[/seed-<n>]/*.json.
+No section is named in this file. A section without results reads "not run".
 """
 from __future__ import annotations
 
@@ -11,64 +12,9 @@ import math
 import os
 from pathlib import Path
 
-from experiments import PRESETS, PROFILES, REFERENCE_THREAT
 
 NOISE_SIGMAS = 2.0      # a difference under this many pooled standard deviations is within seed noise
 TRANSFER_GAP = 20.0     # points between transfer and white-box robustness worth calling out
-
-INTRO = {
-    "q1": ("Q1 · Generalization: train on SVHN, test on SVHN and on MNIST",
-           "A ResNet18 learns street-view house numbers (SVHN) and is then tested on handwritten digits (MNIST), "
-           "a domain it never saw. The gap between the two accuracies measures how far what it learned transfers; "
-           "each ablation changes one ingredient of the baseline."),
-    "q2": ("Q2 · Robustness: CIFAR-10 under noise, FGSM and PGD",
-           "An ImageNet-initialised ResNet18 is fine-tuned on CIFAR-10 and attacked with L-inf perturbations on the "
-           "[0,1] pixel scale. Every adversarial number names its threat model: *white-box* attacks are crafted "
-           "against the model being evaluated; *transfer* attacks are crafted once against a fixed source model "
-           "(the study's protocol) and are usually much weaker."),
-}
-
-METHOD = {
-    "q1-baseline": "The reference point: SGD with momentum on cross-entropy, no regularisation beyond BatchNorm.",
-    "q1-no-bn": "BatchNorm normalises each layer's activations with batch statistics, which smooths the loss "
-                "surface and acts as a mild regulariser; it also ties the model to the training domain's statistics. "
-                "Removing it (dropout is the other classic regulariser, off here) should slow training and cost some "
-                "accuracy, in-domain and out.",
-    "q1-label-smoothing": "Label smoothing trains towards 1-s on the true class and s/(K-1) on each other class "
-                          "instead of a one-hot target, which discourages over-confident logits. Calibrated, less "
-                          "extreme features can transfer better to a new domain; the training loss stays high by "
-                          "construction (it cannot fall below the target's entropy).",
-    "q1-augmentation": "Random affine warps, brightness/contrast jitter, perspective and crops show the network "
-                       "many plausible variants of each digit, so it must rely on shape rather than position or "
-                       "colour. Flips are left out on purpose: a flipped 6 reads as a 9 and a flipped 2 as a 5, "
-                       "which would teach wrong labels.",
-    "q1-pretrained": "Starting from ImageNet weights gives the network generic edge and texture detectors before "
-                     "it sees a digit; features learned on a broad domain tend to transfer better to another.",
-    "q1-adam": "Adam scales each parameter's step by a running estimate of its gradient's magnitude, so it "
-               "makes fast progress with little tuning; SGD with momentum is often said to find flatter minima "
-               "that generalise better. The comparison tests that folklore on a domain shift.",
-    "q1-reverse-unsupervised": "The reverse direction with the best settings: learn MNIST, test on SVHN. Clean, "
-                               "centred MNIST digits carry much less variation than SVHN, so transfer is expected "
-                               "to be poor.",
-    "q1-reverse-supervised": "Only the final layer is retrained on a few hundred labelled SVHN images, the rest "
-                             "frozen (BatchNorm statistics included). It asks whether the MNIST features already "
-                             "separate SVHN digits and only the read-out is wrong.",
-    "q2-examples": "Clean test images, the same images with 20 white pixels, and after FGSM on top, with the "
-                   "model's predictions.",
-    "q2-baseline": "FGSM (Goodfellow et al., 2015) takes one step of size eps along the sign of the input gradient; "
-                   "PGD (Madry et al., 2018) takes many smaller steps, projecting back into the eps ball each time, "
-                   "and is the stronger attack: its accuracy should never exceed FGSM's for the same model and eps.",
-    "q2-adversarial": "Adversarial training replaces half of each batch (per sample, redrawn every step) with "
-                      "adversarial versions crafted against the current model, so the model learns on the points "
-                      "where its loss is highest. It should trade a little clean accuracy for robustness, most of "
-                      "all against the attack it was trained on.",
-    "q2-circle": "Circle Loss trains a 512-d embedding directly: same-class pairs are pulled above a similarity "
-                 "of 1-m and other pairs pushed below m, each weighted by how far it is from its optimum; a kNN "
-                 "(k=3) on train embeddings then classifies. Cross-entropy only needs a separating hyperplane, so "
-                 "a metric loss can give tighter clusters, but it is no defence by itself: a white-box attack "
-                 "still finds directions that move an image across clusters.",
-}
-
 
 # ---------------------------------------------------------------- reading results
 
@@ -170,87 +116,112 @@ def _link(root: Path, out_dir: Path, rel: str) -> str | None:
 
 # ---------------------------------------------------------------- the report
 
-def build_report(root: Path, profile: str, out: Path) -> str:
+def build_report(root: Path, profile, sections: dict, questions: dict, out: Path) -> str:
     out_dir = out.parent
-    lines = [f"# trustlab report · profile `{profile}`", ""]
-    lines.append(f"Generated from the results files under `{root}` by `python cli.py report --profile {profile}`; "
-                 "the study's numbers come from `experiments.py`. Ours are mean ± sample std over the seeds found "
-                 "(n shown); Δ = ours − study.")
-    if PROFILES[profile].dataset_map:
-        roles = ", ".join(f"{v} stands in for {k}" for k, v in PROFILES[profile].dataset_map.items())
+    lines = [f"# trustlab report · profile `{profile.name}`", ""]
+    lines.append(f"Generated from the results files under `{root}` by `python cli.py report --profile {profile.name}`; "
+                 "the study's numbers come from `experiments/sections.py`. Ours are mean ± sample std over the seeds "
+                 "found (n shown); Δ = ours − study.")
+    if profile.dataset_map:
+        roles = ", ".join(f"{v} stands in for {k}" for k, v in profile.dataset_map.items())
         lines += ["", f"> **Demo data, not the study's.** {roles}. These numbers show the pipeline working on "
                       "embedded data; they are not comparable with the study's column."]
-    elif profile != "paper":
-        lines += ["", f"> Profile `{profile}` runs the study's method on subsets ({PROFILES[profile].description}); "
+    elif profile.name != "paper":
+        lines += ["", f"> Profile `{profile.name}` runs the study's method on subsets ({profile.description}); "
                       "expect lower numbers than the study's full-scale runs."]
-    lines += _q1(root, out_dir) + _q2(root, out_dir)
+    for q in questions.values():
+        secs = {n: s for n, s in sections.items() if s.question == q.name}
+        table = _domains if q.layout == "domains" else _robustness
+        scaled = set(profile.scale.get(q.name, {})) | {"train_on", "eval_on"}  # differ by profile, not by method
+        lines += ["", f"## {q.title}", "", q.intro] + table(root, q, secs, sections, scaled)
+        lines += _sections(root, out_dir, secs)
     return "\n".join(lines) + "\n"
 
 
-def _q1(root: Path, out_dir: Path) -> list[str]:
-    title, intro = INTRO["q1"]
-    lines = ["", f"## {title}", "", intro, "",
-             "| section | SVHN study | SVHN ours | Δ | MNIST study | MNIST ours | Δ | train loss study / ours | train acc study / ours |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    loaded = {p: runs(root, p) for p, pr in PRESETS.items() if pr.question == "q1"}
+def _table_rows(secs: dict) -> dict:
+    """The sections a question's table shows: those that train a model once per seed (no sweeps)."""
+    return {n: s for n, s in secs.items() if s.kind != "none" and not s.sweep}
+
+
+def _changed_but_not_run(name: str, sec, rs: list[dict], sections: dict, scaled: set) -> list[str]:
+    """A section that changes a setting of its comparison section, run with that setting undone
+    (e.g. PRETRAINED=0 under the ImageNet-initialisation section), tests nothing: say so."""
+    if sec.compare_to not in sections:
+        return []
+    base, flags = sections[sec.compare_to].overrides, []
+    for key, value in sec.overrides.items():
+        if base.get(key) == value or key in scaled or not rs:
+            continue
+        ran = {(lambda v: tuple(v) if isinstance(v, list) else v)(r.get("config", {}).get(key, value)) for r in rs}
+        if value not in ran:
+            flags.append(f"- {name} ran with {key}={', '.join(map(str, sorted(ran, key=str)))} where the section sets "
+                         f"{key}={value}, so it is {sec.compare_to} again by construction; its row says nothing "
+                         "about that change.")
+    return flags
+
+
+def _domains(root: Path, q, secs: dict, sections: dict, scaled: set) -> list[str]:
+    """In-domain and out-of-domain test accuracy per section, with train loss and accuracy."""
+    heads = " | ".join(f"{label} study | {label} ours | Δ" for _, label in q.datasets)
+    lines = ["", f"| section | {heads} | train loss study / ours | train acc study / ours |",
+             "|---|" + "---|---|---|" * len(q.datasets) + "---|---|"]
+    loaded = {n: runs(root, s.name) for n, s in _table_rows(secs).items()}
     flags = []
-    base_svhn, base_mnist = _metric(loaded["q1-baseline"], "svhn", "_test_acc"), _metric(loaded["q1-baseline"], "mnist", "_test_acc")
     for name, rs in loaded.items():
-        ref = PRESETS[name].reference
-        svhn, mnist = _metric(rs, "svhn", "_test_acc"), _metric(rs, "mnist", "_test_acc")
+        sec, ref = secs[name], secs[name].reference
+        accs = {d: _metric(rs, d, "_test_acc") for d, _ in q.datasets}
         loss, acc = (stats([r["metrics"].get("train_loss") for r in rs]) if rs else None,
                      stats([r["metrics"].get("train_acc") for r in rs]) if rs else None)
-        lines.append(f"| {name} | {ref_cell(ref.get('svhn_test_acc'))} | {_cell(rs, svhn)} | {delta(svhn, ref.get('svhn_test_acc'))} "
-                     f"| {ref_cell(ref.get('mnist_test_acc'))} | {_cell(rs, mnist)} | {delta(mnist, ref.get('mnist_test_acc'))} "
-                     f"| {ref_cell(ref.get('train_loss'), 3)} / {fmt(loss, 3)} | {ref_cell(ref.get('train_acc'))} / {fmt(acc)} |")
-        if name not in ("q1-baseline", "q1-reverse-unsupervised", "q1-reverse-supervised") and rs:
-            flags += noise_flags(name, "q1-baseline", (("SVHN", svhn, base_svhn), ("MNIST", mnist, base_mnist)),
-                                 'make q1 SEEDS="0 1 2"')
-    if loaded["q1-pretrained"] and not any(r.get("config", {}).get("pretrained") for r in loaded["q1-pretrained"]):
-        flags.append("- q1-pretrained ran without ImageNet weights (PRETRAINED=0), so it is the baseline again "
-                     "by construction; its row says nothing about ImageNet initialisation.")
-    lines += ["", "### Honesty checks", ""] + (flags or ["- nothing to compare yet"])
-    lines += _sections(root, out_dir, loaded, "q1")
-    return lines
+        cells = " | ".join(f"{ref_cell(ref.get(f'{d}_test_acc'))} | {_cell(rs, accs[d])} | "
+                           f"{delta(accs[d], ref.get(f'{d}_test_acc'))}" for d, _ in q.datasets)
+        lines.append(f"| {name} | {cells} | {ref_cell(ref.get('train_loss'), 3)} / {fmt(loss, 3)} "
+                     f"| {ref_cell(ref.get('train_acc'))} / {fmt(acc)} |")
+        if sec.compare_to in loaded and rs:
+            base = loaded[sec.compare_to]
+            flags += noise_flags(name, sec.compare_to, [(label, accs[d], _metric(base, d, "_test_acc"))
+                                                        for d, label in q.datasets], q.rerun)
+        flags += _changed_but_not_run(name, sec, rs, sections, scaled)
+    return lines + ["", "### Honesty checks", ""] + (flags or ["- nothing to compare yet"])
 
 
-def _q2(root: Path, out_dir: Path) -> list[str]:
-    title, intro = INTRO["q2"]
-    ref_threat = REFERENCE_THREAT["q2"]
-    lines = ["", f"## {title}", "", intro, "",
-             f"The study's adversarial column is {ref_threat['threat_model']} {ref_threat['method']} "
-             f"(source: {ref_threat['source']}; eps {ref_threat['eps_label']}). Ours: eps 8/255, PGD 10 steps of 2/255 "
-             "with a random start; the transfer source is named in each run's robustness.json.", "",
+ROBUST_COLUMNS = [(t, m) for t in ("white-box", "transfer") for m in ("fgsm", "pgd")]
+
+
+def _robustness(root: Path, q, secs: dict, sections: dict, scaled: set) -> list[str]:
+    """Clean accuracy, the study's adversarial number and ours under the same protocol, and the
+    white-box and transfer FGSM/PGD columns, per trained section; then the honesty checks."""
+    dataset = q.datasets[0][0]
+    lines = ["", f"The study's adversarial column is {q.reference_threat}. Ours: eps 8/255, PGD 10 steps of 2/255 "
+                 "with a random start; the transfer source is named in each run's robustness.json.", "",
              "| section | clean study | clean ours | Δ | adversarial study | transfer noise+FGSM ours | Δ "
              "| white-box FGSM | white-box PGD | transfer FGSM | transfer PGD |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    loaded = {p: runs(root, p) for p in ("q2-baseline", "q2-adversarial", "q2-circle")}
-    robust = {p: runs(root, p, "robustness.json") for p in loaded}
-    flags = []
-    base_cells = None
+    rows = _table_rows(secs)
+    loaded = {n: runs(root, s.name) for n, s in rows.items()}
+    robust = {n: runs(root, s.name, "robustness.json") for n, s in rows.items()}
+    cells_of, flags = {}, []
     for name, rs in loaded.items():
-        ref = PRESETS[name].reference
-        clean = _metric(rs, "cifar10", "_test_acc")
+        sec, ref = secs[name], secs[name].reference
         rob = robust[name]
         cells = {(t, m): _robust(rob, t, m) for t in ("white-box", "transfer") for m in ("fgsm", "pgd", "noise+fgsm")}
-        cells["clean"] = clean
-        if name == "q2-baseline":
-            base_cells = cells
-        elif base_cells is not None and rs:
-            flags += noise_flags(name, "q2-baseline", (
-                ("clean accuracy", clean, base_cells["clean"]),
-                ("white-box FGSM", cells[("white-box", "fgsm")], base_cells[("white-box", "fgsm")]),
-                ("white-box PGD", cells[("white-box", "pgd")], base_cells[("white-box", "pgd")])),
-                'make q2 SEEDS="0 1 2"')
+        cells["clean"] = _metric(rs, dataset, "_test_acc")
+        cells_of[name] = cells
+        base = cells_of.get(sec.compare_to)
+        if base is not None and rs:
+            flags += noise_flags(name, sec.compare_to, (
+                ("clean accuracy", cells["clean"], base["clean"]),
+                ("white-box FGSM", cells[("white-box", "fgsm")], base[("white-box", "fgsm")]),
+                ("white-box PGD", cells[("white-box", "pgd")], base[("white-box", "pgd")])), q.rerun)
         if any(row.get("threat_model") == "transfer" and row.get("source") == r.get("model")
                for r in rob for row in r.get("results", [])):
-            flags.append(f"- {name}: its transfer attacks were crafted on the model itself (PRETRAINED=0 makes the "
-                         "trained q2-baseline the source), so its transfer columns are white-box by construction.")
+            flags.append(f"- {name}: its transfer attacks were crafted on the model itself (PRETRAINED=0 makes its "
+                         "trained transfer-source run the source), so its transfer columns are white-box by "
+                         "construction.")
         tr = cells[("transfer", "noise+fgsm")]
-        lines.append(f"| {name} | {ref_cell(ref['cifar10_test_acc'])} | {fmt(clean)} | {delta(clean, ref['cifar10_test_acc'])} "
-                     f"| {ref_cell(ref['adversarial'])} | {fmt(tr)} | {delta(tr, ref['adversarial'])} "
-                     f"| {fmt(cells[('white-box', 'fgsm')])} | {fmt(cells[('white-box', 'pgd')])} "
-                     f"| {fmt(cells[('transfer', 'fgsm')])} | {fmt(cells[('transfer', 'pgd')])} |")
+        lines.append(f"| {name} | {ref_cell(ref.get(f'{dataset}_test_acc'))} | {fmt(cells['clean'])} "
+                     f"| {delta(cells['clean'], ref.get(f'{dataset}_test_acc'))} "
+                     f"| {ref_cell(ref.get('adversarial'))} | {fmt(tr)} | {delta(tr, ref.get('adversarial'))} | "
+                     + " | ".join(fmt(cells[c]) for c in ROBUST_COLUMNS) + " |")
         wf, wp = cells[("white-box", "fgsm")], cells[("white-box", "pgd")]
         if wf and wp and wp[0] > wf[0]:
             flags.append(f"- {name}: white-box PGD ({wp[0]:.2f}%) is above white-box FGSM ({wf[0]:.2f}%): "
@@ -261,32 +232,35 @@ def _q2(root: Path, out_dir: Path) -> list[str]:
                 flags.append(f"- {name}: transfer {method} {t[0]:.2f}% vs white-box {w[0]:.2f}%: a gap of "
                              f"{t[0] - w[0]:.1f} points. **Transfer robustness overstates the model's robustness**; "
                              "quote the white-box number as its robustness.")
-        if name == "q2-adversarial":
-            flags.append(f"- The study's {ref['adversarial']}% after adversarial training is a transfer number; "
-                         "compare it with our white-box column, not only with the transfer one.")
+        flags += _changed_but_not_run(name, sec, rs, sections, scaled)
+        flags += [f"- {note.format(**ref)}" for note in sec.notes]
     lines += ["", "### Honesty checks", ""] + (flags or ["- nothing to compare yet"])
-    knn = runs(root, "q2-circle", "knn.json")
-    if knn:
-        attacked = {}
-        for k in knn:
-            for r in k["results"]:
-                attacked.setdefault((r["threat_model"], r["method"]), []).append(r["robust_acc"])
-        lines += ["", f"kNN (k={knn[0]['k']}) on the circle model's features: clean "
-                      f"{fmt(stats([k['clean_acc'] for k in knn]))}"
-                  + "".join(f"; {t} {m} {fmt(stats(v))}" for (t, m), v in attacked.items())]
-    lines += _sections(root, out_dir, {"q2-examples": runs(root, "q2-examples", "robustness.json"), **loaded}, "q2")
+    for name, sec in secs.items():
+        knn = runs(root, sec.name, "knn.json") if any(p.file == "knn.json" for p in sec.evals) else []
+        if knn:
+            attacked = {}
+            for k in knn:
+                for r in k["results"]:
+                    attacked.setdefault((r["threat_model"], r["method"]), []).append(r["robust_acc"])
+            lines += ["", f"kNN (k={knn[0]['k']}) on the {name} model's features: clean "
+                          f"{fmt(stats([k['clean_acc'] for k in knn]))}"
+                      + "".join(f"; {t} {m} {fmt(stats(v))}" for (t, m), v in attacked.items())]
     return lines
 
 
-def finetune_curve(root: Path, out_dir: Path) -> list[str]:
-    """The reverse-supervised extra figure, drawn from results/<profile>/q1-finetune-curve/samples-N/."""
-    found = [r for r in (_load(p) for p in (root / "q1-finetune-curve").glob("samples-*/metrics.json")) if r]
+def sweep_curve(root: Path, out_dir: Path, sec) -> list[str]:
+    """A sweep section's figure: in-domain test accuracy against the number of training images (mean ± std
+    over seeds), from results/<profile>/<section>/samples-<n>[/seed-<s>]/metrics.json."""
+    paths = sorted((root / sec.name).glob("samples-*/metrics.json")) + \
+        sorted((root / sec.name).glob("samples-*/seed-*/metrics.json"))
+    found = [r for r in (_load(p) for p in paths) if r]
     if not found:
-        return ["", "Fine-tuning curve (SVHN accuracy against the number of fc training images): *not run* "
-                    "(`make q1-finetune-curve`)."]
-    points = sorted(({"samples": r["datasets"]["train"]["size"],
-                      "accuracy": r["metrics"][_key(r, "svhn", "_test_acc")]} for r in found),
-                    key=lambda p: p["samples"])
+        return [f"*not run* (`make {sec.name}`)."]
+    study = sec.overrides.get("train_on", "svhn")
+    by_size: dict = {}
+    for r in found:
+        by_size.setdefault(r["datasets"]["train"]["size"], []).append(r["metrics"].get(_key(r, study, "_test_acc")))
+    points = [(size, stats(v)) for size, v in sorted(by_size.items())]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -295,24 +269,26 @@ def finetune_curve(root: Path, out_dir: Path) -> list[str]:
     from core.io import save_figure
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot([p["samples"] for p in points], [p["accuracy"] for p in points], marker="o")
+    ax.errorbar([p for p, _ in points], [s[0] for _, s in points],
+                yerr=[s[1] if s[2] > 1 else 0 for _, s in points], marker="o", capsize=3)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("fc fine-tuning images")
-    ax.set_ylabel(f"{_key(found[0], 'svhn', '')} test accuracy (%)")
-    ax.set_title("q1-reverse-supervised: accuracy vs fine-tuning samples", fontsize=9)
-    save_figure(out_dir / "q1-finetune-curve.png", fig)
-    cells = " | ".join(f"{p['samples']}: {p['accuracy']:.2f}" for p in points)
-    return ["", f"Fine-tuning curve, samples: SVHN accuracy — {cells}", "",
-            "![fine-tuning curve](q1-finetune-curve.png)"]
+    ax.set_ylabel(f"{_key(found[0], study, '')} test accuracy (%)")
+    ax.set_title(f"{sec.name}: accuracy vs fine-tuning samples", fontsize=9)
+    save_figure(out_dir / f"{sec.name}.png", fig)
+    cells = " | ".join(f"{size}: {fmt(s)}" for size, s in points)
+    return [f"{study.upper()} accuracy by number of fine-tuning images — {cells}", "", f"![{sec.name}]({sec.name}.png)"]
 
 
-def _sections(root: Path, out_dir: Path, loaded: dict, question: str) -> list[str]:
+def _sections(root: Path, out_dir: Path, secs: dict) -> list[str]:
     lines = []
-    for name, rs in loaded.items():
-        lines += ["", f"### {name}: {PRESETS[name].title}", "", METHOD[name], ""]
+    for name, sec in secs.items():
+        lines += ["", f"### {name}: {sec.title}", "", sec.prose, ""]
+        if sec.sweep:
+            lines += sweep_curve(root, out_dir, sec)
+            continue
+        rs = runs(root, sec.name, "metrics.json" if sec.kind != "none" else sec.evals[0].file)
         lines += _seeds_and_figures(root, out_dir, name, rs) if rs else ["*not run*"]
-        if name == "q1-reverse-supervised":
-            lines += finetune_curve(root, out_dir)
     return lines
 
 
@@ -333,14 +309,13 @@ def _seeds_and_figures(root: Path, out_dir: Path, name: str, rs: list[dict]) -> 
     return lines
 
 
-def write_report(profile: str, results_root: str | Path = "results", out: str | Path | None = None) -> Path:
-    from core.errors import UsageError
+def write_report(profile, sections: dict, questions: dict, results_root: str | Path = "results",
+                 out: str | Path | None = None) -> Path:
+    """REPORT.md for `profile` (a Profile) over `sections` and `questions` (experiments' entries)."""
     from core.io import atomic_write
 
-    if profile not in PROFILES:
-        raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    root = Path(results_root) / profile
+    root = Path(results_root) / profile.name
     out = Path(out) if out else root / "REPORT.md"
-    text = build_report(root, profile, out)
+    text = build_report(root, profile, sections, questions, out)
     atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     return out

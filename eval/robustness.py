@@ -1,10 +1,11 @@
-"""The attack, knn-eval and umap commands: robust accuracy of a finished run under stated threat models.
+"""The attack, knn-eval and umap evaluations: robust accuracy of a finished run under stated threat models.
 
 Threat models:
   white-box  crafted against the model being evaluated (the default, and the honest number);
   transfer   crafted against a fixed source model and evaluated on every model (the study's protocol).
 Embedding (Circle Loss) models predict by kNN; white-box attacks on them go through the
 centroid-cosine surrogate described in eval/classify.py.
+Each function takes one resolved Evaluation (eval/plan.py); experiments/ decides its defaults.
 """
 from __future__ import annotations
 
@@ -15,76 +16,74 @@ from pathlib import Path
 
 import torch
 
-from attacks.base import AttackSpec, eps_label
+from attacks.base import eps_label
 from core.errors import UsageError
 from core.io import ensure_dir, save_torch, to_jsonable, write_json
 from core.provenance import provenance
 from eval.accuracy import evaluate
 from eval.classify import Classifier
+from eval.plan import Evaluation
 from loaders.batches import Batches
 from loaders.datasets import stratified_subset
-from trainers.loop import pick_device, prepare_data
-from trainers.runs import load_run, source_model
+from runs import load_run, pick_device, prepare_data, source_model
 
 
-def _setup(run_dir, data_root, cache_dir, download, n, device, batch_size):
-    results, cfg, model = load_run(run_dir)
-    device = pick_device(device)
-    train, evals, described = prepare_data(cfg, data_root, cache_dir, download)
+def _setup(ev: Evaluation):
+    results, cfg, model = load_run(ev.model)
+    device = pick_device(ev.device)
+    train, evals, described = prepare_data(cfg, ev.data_root, ev.cache_dir, ev.download)
     test = evals[f"{cfg.eval_on[0]}_test"]
-    if n is not None:
-        if n < 1:
-            raise UsageError(f"n must be at least 1, got {n}")
-        test = stratified_subset(test, n, cfg.data_seed)
+    if ev.n is not None:
+        if ev.n < 1:
+            raise UsageError(f"n must be at least 1, got {ev.n}")
+        test = stratified_subset(test, ev.n, cfg.data_seed)
     model = model.to(device)
-    size = cfg.image_size
-    bs = batch_size or cfg.eval_batch_size
+    size, bs = cfg.image_size, ev.batch_size or cfg.eval_batch_size
     knn_train = Batches(train, bs, device, image_size=size) if cfg.head == "none" else None
-    return results, cfg, model, Classifier(model, knn_train, cfg.knn_k), Batches(test, bs, device, image_size=size), described, train
+    return (results, cfg, model, Classifier(model, knn_train, cfg.knn_k), Batches(test, bs, device, image_size=size),
+            described, train)
 
 
-def default_source(run_dir: Path, cfg) -> str:
-    """The study's source (the ImageNet model before fine-tuning) when the run used ImageNet weights;
-    otherwise the trained q2-baseline run beside this one."""
-    if cfg.pretrained:
-        return "pretrained"
-    run_dir = Path(run_dir)
-    if run_dir.name.startswith("seed-"):  # results/<profile>/<preset>/seed-<n>: the same seed's baseline
-        return str(run_dir.parent.parent / "q2-baseline" / run_dir.name)
-    return str(run_dir.parent / "q2-baseline")
+def _source(ev: Evaluation, cfg, specs, device):
+    """(classifier to craft transfer attacks on, its description), or (None, None) without one."""
+    if not any(s.threat == "transfer" for s in specs):
+        return None, None
+    if not ev.source:
+        raise UsageError("a transfer attack needs a source model: pass --source pretrained or a run folder")
+    model, desc = source_model(cfg, ev.source, specs[0].seed)
+    return Classifier(model.to(device)), desc
 
 
-def attack_run(run_dir: str | Path, specs: list[AttackSpec], out: str | Path, *, source: str | None = None,
-               eps_sweep: list[float] | None = None, n: int | None = None, data_root="data",
-               cache_dir="data/cache", download=False, device="auto", batch_size=None, examples: int = 8) -> dict:
+def _head(ev: Evaluation, results: dict, cfg) -> dict:
+    return {"model": str(ev.model), "preset": results["preset"], "profile": results["profile"],
+            "seed": results["seed"], "config": cfg.to_dict()}
+
+
+def attack_run(ev: Evaluation, examples: int = 8) -> dict:
     started = time.time()
-    out = Path(out)
+    out = Path(ev.out)
     ensure_dir(out.parent)
-    results, cfg, model, target, test, described, _ = _setup(run_dir, data_root, cache_dir, download, n, device, batch_size)
-    source_clf = source_desc = None
-    if any(s.threat == "transfer" for s in specs):
-        source = source or default_source(run_dir, cfg)
-        src_model, source_desc = source_model(cfg, source, specs[0].seed)
-        source_clf = Classifier(src_model.to(test.device))
+    results, cfg, model, target, test, described, _ = _setup(ev)
+    source_clf, source_desc = _source(ev, cfg, ev.attacks, test.device)
     clean = evaluate(target, test, keep=examples)
     rows, grids = [], []
-    for spec in specs:
-        res = evaluate(target, test, spec, source_clf if spec.threat == "transfer" else None, seed=spec.seed,
-                       keep=examples)
-        rows.append({**spec.describe(), "source": source_desc if spec.threat == "transfer" else "the model itself",
+    for spec in ev.attacks:
+        transfer = spec.threat == "transfer"
+        res = evaluate(target, test, spec, source_clf if transfer else None, seed=spec.seed, keep=examples)
+        rows.append({**spec.describe(), "source": source_desc if transfer else "the model itself",
                      "robust_acc": res["acc"], "n": res["n"]})
         grids.append((spec, res["examples"]))
         print(f"{results['preset']}: {spec.threat} {spec.method} eps {eps_label(spec.eps)}: "
               f"{res['acc']:.2f}% (clean {clean['acc']:.2f}%)")
     sweep = []
-    if eps_sweep:
-        base = replace(specs[0], threat="white-box")
-        for eps in eps_sweep:
+    if ev.eps_sweep:
+        base = replace(ev.attacks[0], threat="white-box")
+        for eps in ev.eps_sweep:
             res = evaluate(target, test, replace(base, eps=eps), seed=base.seed)
             sweep.append({**replace(base, eps=eps).describe(), "method": base.method, "robust_acc": res["acc"]})
     report = to_jsonable({
-        "model": str(run_dir), "preset": results["preset"], "profile": results["profile"], "seed": results["seed"],
-        "config": cfg.to_dict(), "prediction": target.kind, "test": described[f"{cfg.eval_on[0]}_test"] | {"n": clean["n"]},
+        **_head(ev, results, cfg), "prediction": target.kind,
+        "test": described[f"{cfg.eval_on[0]}_test"] | {"n": clean["n"]},
         "clean_acc": clean["acc"], "results": rows, "eps_sweep": sweep,
         "provenance": provenance(test.device, time.time() - started),
     })
@@ -119,47 +118,37 @@ def _figures(out: Path, report: dict, clean: dict, grids: list, cfg, target) -> 
                   title=f"{report['preset']}: white-box {report['eps_sweep'][0]['method']}, robust accuracy vs eps")
 
 
-def knn_run(run_dir, out, *, k: int = 3, attack: AttackSpec | None = None, source: str | None = None,
-            n=None, data_root="data", cache_dir="data/cache", download=False, device="auto", batch_size=None) -> dict:
+def knn_run(ev: Evaluation) -> dict:
     """Clean (and adversarial) kNN accuracy on the 512-d features, fitted on the train embeddings."""
     started = time.time()
-    results, cfg, model, target, test, described, train = _setup(run_dir, data_root, cache_dir, download, n,
-                                                                  device, batch_size)
+    results, cfg, model, target, test, described, train = _setup(ev)
     train_b = Batches(train, test.batch_size, test.device, image_size=cfg.image_size)
-    if k > len(train):
-        raise UsageError(f"k={k} is larger than the number of training points ({len(train)})")
+    if ev.k > len(train):
+        raise UsageError(f"k={ev.k} is larger than the number of training points ({len(train)})")
     # an embedding model's classifier from _setup already holds the train embeddings: reuse it when k agrees
-    clf = target if target.kind == "knn" and target.k == k else Classifier(model, train_b, k, knn=True)
-    report = {"model": str(run_dir), "preset": results["preset"], "profile": results["profile"],
-              "seed": results["seed"], "config": cfg.to_dict(), "k": k, "train_points": len(train),
+    clf = target if target.kind == "knn" and target.k == ev.k else Classifier(model, train_b, ev.k, knn=True)
+    report = {**_head(ev, results, cfg), "k": ev.k, "train_points": len(train),
               "clean_acc": evaluate(clf, test)["acc"], "results": []}
-    if attack is not None:
-        source_clf, desc = None, "the model itself"
-        if attack.threat == "transfer":
-            source = source or default_source(run_dir, cfg)
-            src_model, desc = source_model(cfg, source, attack.seed)
-            source_clf = Classifier(src_model.to(test.device))
-        res = evaluate(clf, test, attack, source_clf, seed=attack.seed)
-        report["results"].append({**attack.describe(), "source": desc, "robust_acc": res["acc"], "n": res["n"]})
+    source_clf, desc = _source(ev, cfg, ev.attacks, test.device)
+    for attack in ev.attacks:
+        transfer = attack.threat == "transfer"
+        res = evaluate(clf, test, attack, source_clf if transfer else None, seed=attack.seed)
+        report["results"].append({**attack.describe(), "source": desc if transfer else "the model itself",
+                                  "robust_acc": res["acc"], "n": res["n"]})
     report["provenance"] = provenance(test.device, time.time() - started)
-    write_json(out, report)
+    write_json(ev.out, report)
     return to_jsonable(report)
 
 
-def umap_run(run_dir, out, *, attack: AttackSpec, source: str | None = None, max_points: int = 2000,
-             data_root="data", cache_dir="data/cache", download=False, device="auto", batch_size=None,
-             n_neighbors: int = 10, min_dist: float = 0.3, random_state: int = 42) -> dict:
+def umap_run(ev: Evaluation, n_neighbors: int = 10, min_dist: float = 0.3, random_state: int = 42) -> dict:
     """UMAP of the 512-d pooled features: fitted once on clean test features; the adversarial
     features are placed into that same map with transform()."""
-    if max_points < 10:
-        raise UsageError(f"max-points must be at least 10, got {max_points}")
+    if ev.n is None or ev.n < 10:
+        raise UsageError(f"max-points must be at least 10, got {ev.n}")
     started = time.time()
-    results, cfg, model, target, test, _, _ = _setup(run_dir, data_root, cache_dir, download, max_points, device,
-                                                      batch_size)
-    src = None
-    if attack.threat == "transfer":
-        src_model, _ = source_model(cfg, source or default_source(run_dir, cfg), attack.seed)
-        src = Classifier(src_model.to(test.device))
+    results, cfg, model, target, test, _, _ = _setup(ev)
+    attack = ev.attacks[0]
+    src, _ = _source(ev, cfg, [attack], test.device)
     crafted_on = (src or target).logits_model
     clean_f, adv_f, labels = [], [], []
     from attacks.registry import run_attack
@@ -172,21 +161,34 @@ def umap_run(run_dir, out, *, attack: AttackSpec, source: str | None = None, max
             adv_f.append(model.features(x_adv).float().cpu())
         labels.append(y.cpu())
     clean_f, adv_f, labels = torch.cat(clean_f).numpy(), torch.cat(adv_f).numpy(), torch.cat(labels)
-    os.environ.setdefault("NUMBA_CACHE_DIR", str((Path(cache_dir) / "numba").resolve()))  # warm JIT next time
+    os.environ.setdefault("NUMBA_CACHE_DIR", str((Path(ev.cache_dir) / "numba").resolve()))  # warm JIT next time
     mapper = fit_umap(clean_f, n_neighbors=n_neighbors, min_dist=min_dist, random_state=random_state)
+    head = _head(ev, results, cfg)
+    head.pop("config")
     report = to_jsonable({
-        "model": str(run_dir), "preset": results["preset"], "profile": results["profile"], "seed": results["seed"],
-        "attack": attack.describe(), "umap": {"n_neighbors": n_neighbors, "min_dist": min_dist,
-                                              "random_state": random_state, "fit_on": "clean", "points": len(labels)},
+        **head, "attack": attack.describe(),
+        "umap": {"n_neighbors": n_neighbors, "min_dist": min_dist, "random_state": random_state, "fit_on": "clean",
+                 "points": len(labels)},
         "labels": labels.tolist(), "clean": {"xy": mapper.embedding_.tolist()},
         "adversarial": {"xy": mapper.transform(adv_f).tolist()},
         "provenance": provenance(test.device, time.time() - started),
     })
     from eval.figures import class_names, umap_pair
 
-    umap_pair(report, Path(out).with_suffix(".png"), class_names(cfg.eval_on[0]))
-    write_json(out, report)
+    png = Path(ev.out).with_suffix(".png")
+    umap_pair(report, png, class_names(cfg.eval_on[0]))
+    write_json(ev.out, report)
+    _track_umap(ev, report, png)
     return report
+
+
+def _track_umap(ev: Evaluation, report: dict, png: Path) -> None:
+    from core.tracking import Tracker
+
+    tracker = Tracker(ev.wandb, group=report["preset"], name=f"{report['preset']}-s{report['seed']}-umap",
+                      job_type="umap", config={"model": str(ev.model), "attack": report["attack"], **report["umap"]})
+    tracker.image("umap", png, caption=f"{report['preset']} clean vs adversarial")
+    tracker.finish()
 
 
 def fit_umap(features, *, n_neighbors: int, min_dist: float, random_state: int):

@@ -1,3 +1,5 @@
-from loaders.datasets import ImageSet, load_split, stratified_subset, random_subset, train_val_split
+"""Datasets: the registry of names (loaders/registry.py, torch-free), the readers and cache
+(loaders/datasets.py), batches on the device (loaders/batches.py), augmentation (loaders/augment.py)."""
+from loaders.registry import DATASETS, SPLITS
 
-__all__ = ["ImageSet", "load_split", "stratified_subset", "random_subset", "train_val_split"]
+__all__ = ["DATASETS", "SPLITS"]

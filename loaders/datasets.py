@@ -27,9 +27,8 @@ import torch.nn.functional as F
 
 from core.errors import RunFailure, UsageError
 from core.io import atomic_write, load_torch
+from loaders.registry import DATASETS, EMBEDDED, NUM_CLASSES, SPLITS
 
-SPLITS = ("train", "test")
-NUM_CLASSES = 10
 CACHE_VERSION = 1
 
 
@@ -243,13 +242,11 @@ def _cached(cache_dir: Path | None, name: str, split: str, sources: list[Path], 
 def load_split(name: str, split: str, root: str | os.PathLike = "data", *, download: bool = False,
                cache_dir: str | os.PathLike | None = None) -> ImageSet:
     """One split of one dataset as uint8 tensors; see the module docstring for where it looks."""
-    from experiments import DATASETS
-
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    if name in ("digits", "digits-inverted"):
+    if name in EMBEDDED:
         images, labels = _digits(split, inverted=name == "digits-inverted")
         return ImageSet(images, labels, name, split, "sklearn.datasets.load_digits")
     root = Path(root)

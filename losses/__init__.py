@@ -1,6 +1,6 @@
-from losses.label_smoothing import SmoothedCrossEntropy
-
-__all__ = ["SmoothedCrossEntropy", "build_loss"]
+"""Training losses by name: cross-entropy, the study's label smoothing, Circle Loss (torch-free names;
+the loss modules load in build_loss)."""
+LOSSES = ("ce", "smooth-ce", "circle")
 
 
 def build_loss(cfg):
@@ -10,7 +10,14 @@ def build_loss(cfg):
     if cfg.loss == "ce":
         return nn.CrossEntropyLoss()
     if cfg.loss == "smooth-ce":
-        return SmoothedCrossEntropy(cfg.smoothing)
-    from losses.circle import CircleLoss
+        from losses.label_smoothing import SmoothedCrossEntropy
 
-    return CircleLoss(m=cfg.circle_m, gamma=cfg.circle_gamma)
+        return SmoothedCrossEntropy(cfg.smoothing)
+    if cfg.loss == "circle":
+        from losses.circle import CircleLoss
+
+        return CircleLoss(m=cfg.circle_m, gamma=cfg.circle_gamma)
+    raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+__all__ = ["LOSSES", "build_loss"]

@@ -1,3 +1,5 @@
-from models.resnet import ResNet18, build_model, load_imagenet_weights
+"""The hand-built ResNet18 (models/resnet.py). The names its options take live here, torch-free."""
+NORMS = ("batch", "none")  # "none" removes every BatchNorm
+HEADS = ("fc", "none")     # "none": fc removed, the model outputs its 512-d embedding
 
-__all__ = ["ResNet18", "build_model", "load_imagenet_weights"]
+__all__ = ["HEADS", "NORMS"]

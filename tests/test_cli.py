@@ -16,11 +16,16 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("command", ["train", "finetune-fc"])
+@pytest.mark.parametrize("command", ["train", "finetune-fc", "attack", "knn-eval", "umap", "report"])
 def test_help_explains_every_option(command):
+    import typer.main
+
     result = invoke(command, "--help")
     assert result.exit_code == 0
-    assert "--preset" in result.output and "--seed" in result.output
+    cmd = typer.main.get_command(app).commands[command]
+    for param in cmd.params:
+        assert param.help and len(param.help) > 10, f"{command} {param.name} has no help"
+        assert param.opts[0] in result.output, f"{command} --help does not show {param.opts[0]}"
 
 
 def test_train_and_finetune_fc(tmp_path):

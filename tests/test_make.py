@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,54 @@ def test_make_q2_smoke_end_to_end(tmp_path, data_root):
         assert len(umap["clean"]["xy"]) == len(umap["adversarial"]["xy"]) == len(umap["labels"])
     assert json.loads((base / "q2-circle" / "knn.json").read_text())["k"] == 3
     assert make("-q", *args, check=False).returncode == 0
+
+
+def test_help_lists_every_section_and_variable():
+    from experiments import SECTIONS
+
+    out = make("help").stdout
+    for name in SECTIONS:
+        assert f"  {name} " in out, name
+    for variable in ("PROFILE", "SEEDS", "PRETRAINED", "EXTRA"):
+        assert variable in out
+
+
+def _planned(out: str) -> set[str]:
+    """The run folders whose commands `make -n` prints."""
+    import re
+
+    return {m.group(1) for m in re.finditer(r"--out (\S+)", out)}
+
+
+def test_make_reruns_only_what_changed(tmp_path):
+    """Results depend on their resolved-config stamps and upstream results, not on source files."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(".git", ".venv", "results", "data", "__pycache__",
+                                                               "*.pyc"))
+    results = tmp_path / "results"
+
+    def plan():
+        done = subprocess.run(["make", "-n", "--no-print-directory", f"PYTHON={sys.executable}", "q1",
+                               "PROFILE=smoke", f"RESULTS={results}", "WANDB=0"], cwd=repo,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return _planned(done.stdout)
+
+    first = plan()
+    assert len(first) == 8 + 2  # eight Q1 sections, two fine-tuning-curve points at smoke
+    for path in first:  # pretend every run finished, after its stamp was written
+        for stamp in (Path(path) / "stamps").iterdir():
+            (Path(path) / stamp.name).write_text("{}")
+    assert plan() == set()
+    (repo / "eval" / "report.py").write_text((repo / "eval" / "report.py").read_text() + "\n# a comment\n")
+    assert plan() == set()  # a source edit plans nothing
+    sections = repo / "experiments" / "sections.py"
+    text = sections.read_text()
+    assert 'dict(_BEST, train_on="mnist", eval_on=("mnist", "svhn"))' in text
+    sections.write_text(text.replace('dict(_BEST, train_on="mnist", eval_on=("mnist", "svhn"))',
+                                     'dict(_BEST, train_on="mnist", eval_on=("mnist", "svhn"), lr=0.01)'))
+    smoke = results / "smoke"
+    assert plan() == {str(smoke / "q1-reverse-unsupervised"), str(smoke / "q1-reverse-supervised"),
+                      str(smoke / "q1-finetune-curve" / "samples-25"), str(smoke / "q1-finetune-curve" / "samples-50")}

@@ -23,98 +23,26 @@ from torch import nn
 
 from core.amp import autocast, memory_format
 from core.dist import setup as setup_dist, teardown as teardown_dist
+from core.config import RunConfig
 from core.errors import RunFailure, UsageError
-from core.io import ensure_dir, load_torch, read_json, save_torch, to_jsonable, write_json
+from core.io import ensure_dir, to_jsonable
 from core.provenance import provenance
-from core.seed import rng_state, seed_everything, set_rng_state
+from core.seed import seed_everything
 from core.tracking import Tracker
 from eval.accuracy import accuracy
 from eval.classify import Classifier
-from trainers.adversarial import eval_attack, mix_adversarial, training_attack
-from experiments import RunConfig, dataset_roles
 from loaders.batches import Batches
-from loaders.datasets import load_split, random_subset, stratified_subset, train_val_split
 from losses import build_loss
-from models.resnet import build_model
-
-ARCH_FIELDS = ("norm", "dropout", "head", "input_mean", "input_std")
+from runs import (CHECKPOINT, METRICS, finish_run, init_model, pick_device, prepare_data, restore_checkpoint,
+                  save_checkpoint)
+from trainers.adversarial import eval_attack, mix_adversarial, training_attack
 
 
 class Interrupted(RunFailure):
     exit_code = 130
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"device {name!r} asked for, but CUDA is not available here")
-    return torch.device(name)
-
-
-# ---------------------------------------------------------------- data
-
-def prepare_data(cfg: RunConfig, data_root, cache_dir, download: bool):
-    """(train, {eval name: set}, {dataset: description}) for cfg, subsets applied."""
-    load = lambda name, split: load_split(name, split, data_root, download=download, cache_dir=cache_dir)  # noqa: E731
-    train = load(cfg.train_on, "train")
-    evals = {}
-    if cfg.val_size:
-        train, val = train_val_split(train, cfg.val_size, cfg.data_seed)
-        evals[f"{cfg.train_on}_val"] = stratified_subset(val, cfg.eval_size, cfg.data_seed)
-    if cfg.finetune_samples:
-        train = random_subset(train, cfg.finetune_samples, cfg.seed)
-    else:
-        train = stratified_subset(train, cfg.train_size, cfg.data_seed)
-    for name in cfg.eval_on:
-        test = stratified_subset(load(name, "test"), cfg.eval_size, cfg.data_seed)
-        if len(test) == 0:
-            raise UsageError(f"eval set {name} test is empty after subsetting")
-        evals[f"{name}_test"] = test
-    if len(train) == 0:
-        raise UsageError(f"train set {cfg.train_on} is empty after subsetting")
-    described = {"train": {"dataset": train.name, "size": len(train), "source": train.source}}
-    described.update({k: {"dataset": v.name, "size": len(v), "source": v.source} for k, v in evals.items()})
-    return train, evals, described
-
-
 # ---------------------------------------------------------------- model, optimizer
-
-def init_model(cfg: RunConfig) -> nn.Module:
-    """A fresh model, or the model of the run folder cfg.init_from (whose architecture cfg takes on)."""
-    if not cfg.init_from:
-        return build_model(cfg)
-    src = Path(cfg.init_from)
-    if not (src / "model.pt").is_file() or not (src / "metrics.json").is_file():
-        raise UsageError(f"run folder {src} has no finished model (model.pt and metrics.json)")
-    src_cfg = read_json(src / "metrics.json")["config"]
-    for name in ARCH_FIELDS:
-        value = src_cfg.get(name)
-        setattr(cfg, name, tuple(value) if isinstance(value, list) else value)
-    model = build_model(RunConfig.from_dict({**cfg.to_dict(), "pretrained": False}))
-    load_state(model, load_torch(src / "model.pt", what="model file"), src / "model.pt")
-    return model
-
-
-def load_state(model: nn.Module, state, path) -> None:
-    """load_state_dict(strict=True), with a one-line message naming what does not fit."""
-    if not isinstance(state, dict):
-        raise RunFailure(f"{path} is not a state dict")
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        hint = ""
-        if any(".bn" in k or k.startswith("bn") for k in unexpected):
-            hint = " (it holds BatchNorm weights: a norm=batch model, loaded into norm=none?)"
-        elif any(".bn" in k or k.startswith("bn") for k in missing):
-            hint = " (it lacks BatchNorm weights: a norm=none model, loaded into norm=batch?)"
-        raise RunFailure(f"{path} does not fit this ResNet18{hint}: " + "; ".join(filter(None, [
-            f"missing {', '.join(missing[:3])}" if missing else "",
-            f"unexpected {', '.join(unexpected[:3])}" if unexpected else "",
-            f"wrong shape {', '.join(shapes[:3])}" if shapes else ""])))
-    model.load_state_dict(state)
-
 
 def freeze(model: nn.Module, trainable: tuple[str, ...]) -> list[nn.Module]:
     """Train only parameters whose names start with one of `trainable` (all if empty).
@@ -233,36 +161,13 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     return metrics
 
 
-def _checkpoint(cfg, model, optimizer, scheduler, epoch, history) -> dict:
-    return {"format": "trustlab-checkpoint-1", "method": to_jsonable(cfg.method()), "epoch": epoch,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history}
-
-
-def _restore(path: Path, cfg, model, optimizer, scheduler) -> tuple[int, list]:
-    ckpt = load_torch(path, what="checkpoint")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "trustlab-checkpoint-1":
-        raise RunFailure(f"{path} is not a trustlab checkpoint")
-    ours = to_jsonable(cfg.method())
-    diff = [k for k in sorted(set(ours) | set(ckpt["method"])) if ours.get(k) != ckpt["method"].get(k)]
-    if diff:
-        k = diff[0]
-        raise UsageError(f"checkpoint {path} is from a different run: {k} is {ckpt['method'].get(k)!r} "
-                         f"there but {ours.get(k)!r} here" + (f" (and {len(diff) - 1} more)" if len(diff) > 1 else ""))
-    load_state(model, ckpt["model"], path)
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    set_rng_state(ckpt["rng"])
-    return ckpt["epoch"] + 1, ckpt["history"]
-
-
 def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/cache", download=False,
         wandb: bool = True, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
         job_type: str = "train") -> dict:
     """Train (or fine-tune) as cfg says, write the run folder `out`, return the results dict."""
     cfg.validate()
     out = Path(out)
-    metrics_path, ckpt_path = out / "metrics.json", out / "checkpoint.pt"
+    metrics_path, ckpt_path = out / METRICS, out / CHECKPOINT
     if metrics_path.exists() and not overwrite:
         raise UsageError(f"{metrics_path} exists already (a finished run); pass --overwrite to train again")
     if resume and not ckpt_path.is_file():
@@ -281,7 +186,7 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
     loss_fn = build_loss(cfg)
     start_epoch, history = 0, []
     if resume:
-        start_epoch, history = _restore(ckpt_path, cfg, model, optimizer, scheduler)
+        start_epoch, history = restore_checkpoint(out, cfg, model, optimizer, scheduler)
         print(f"resuming {cfg.preset} from epoch {start_epoch + 1}", file=sys.stderr)
 
     train_model = model
@@ -323,7 +228,7 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
                 row["seconds"] = round(time.time() - t0, 2)
                 history.append(row)
                 if dist.is_main:  # only rank 0 writes
-                    save_torch(ckpt_path, _checkpoint(cfg, model, optimizer, scheduler, epoch, history))
+                    save_checkpoint(out, cfg, model, optimizer, scheduler, epoch, history)
                     tracker.log(_namespaced(row), step=epoch + 1)
                     print(_epoch_line(cfg, row), file=sys.stderr)
                 dist.barrier()
@@ -343,23 +248,19 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
 
 
 def _finish(cfg, out: Path, model, history, described, device, started, world: int = 1) -> dict:
+    from eval.curves import plot_curves
+
     final = history[-1]
     metrics = {k: v for k, v in final.items() if k.startswith("train_") or k.endswith("_acc")}
     attack = eval_attack(cfg)
     results = to_jsonable({
         "preset": cfg.preset, "profile": cfg.profile, "seed": cfg.seed, "question": cfg.question,
-        "config": cfg.to_dict(), "roles": dataset_roles(cfg.profile), "datasets": described,
+        "config": cfg.to_dict(), "roles": dict(cfg.stand_ins), "datasets": described,
         "metrics": metrics, "history": history,
         "val_attack": attack.describe() if attack else None,
         "provenance": {**provenance(device, time.time() - started), "world_size": world},
     })
-    from eval.curves import plot_curves
-
-    save_torch(out / "model.pt", model.state_dict())
-    plot_curves(results, out / "curves.png")
-    write_json(out / "metrics.json", results)  # last: its presence marks a finished run
-    (out / "checkpoint.pt").unlink(missing_ok=True)
-    return results
+    return finish_run(out, model, results, draw=lambda r, folder: plot_curves(r, folder / "curves.png"))
 
 
 def _namespaced(row: dict) -> dict:

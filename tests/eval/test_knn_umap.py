@@ -50,7 +50,10 @@ def test_umap_fits_on_clean_and_transforms_adversarial(tmp_path, monkeypatch):
             return feats[:, :2] + 100
 
     monkeypatch.setattr(rob, "fit_umap", lambda feats, **kw: FakeMap(feats))
-    report = rob.umap_run(tmp_path / "run", tmp_path / "umap.json", attack=AttackSpec("noise+fgsm"), max_points=40)
+    from eval.plan import Evaluation
+
+    report = rob.umap_run(Evaluation("umap", str(tmp_path / "run"), str(tmp_path / "umap.json"),
+                                     attacks=[AttackSpec("noise+fgsm")], n=40))
     assert not np.allclose(calls["fit"], calls["transform"])  # fitted on clean, adversarial transformed
     assert np.allclose(np.array(report["adversarial"]["xy"]), calls["transform"][:, :2] + 100)
     assert report["umap"]["fit_on"] == "clean" and len(report["labels"]) == 40

@@ -4,8 +4,12 @@ import json
 import re
 import statistics
 
-from eval.report import write_report
-from experiments import PRESETS
+from eval.report import write_report as _write_report
+from experiments import PRESETS, PROFILES, QUESTIONS, SECTIONS
+
+
+def write_report(profile, root):
+    return _write_report(PROFILES[profile], SECTIONS, QUESTIONS, root)
 
 Q1_VALUES = {  # preset -> per-seed (svhn, mnist)
     "q1-baseline": [(90.0, 50.0), (92.0, 52.0), (94.0, 54.0)],
@@ -115,7 +119,7 @@ def test_finetune_curve_is_drawn_from_its_files(tmp_path):
         path.write_text(json.dumps({"preset": "q1-reverse-supervised", "seed": 0, "roles": {},
                                     "datasets": {"train": {"size": n}}, "metrics": {"svhn_test_acc": acc}}))
     text = write_report("quick", tmp_path).read_text()
-    assert "100: 20.00 | 400: 30.00" in text
+    assert "100: 20.00 (n=1) | 400: 30.00 (n=1)" in text
     assert (tmp_path / "quick" / "q1-finetune-curve.png").is_file()
 
 

@@ -95,12 +95,20 @@ def test_corrupt_svhn_mat(tmp_path):
         load_split("svhn", "test", tmp_path)
 
 
-def test_cache_gives_the_same_tensors_and_is_used(data_root, tmp_path):
+def test_cache_gives_the_same_tensors_and_is_used(data_root, tmp_path, monkeypatch):
     first = load_split("svhn", "test", data_root, cache_dir=tmp_path)
     files = list(tmp_path.glob("svhn-test-*.pt"))
     assert len(files) == 1
+    import loaders.datasets as datasets
+
+    def no_decoding(*_):
+        raise AssertionError("decoded the .mat again instead of reading the cache")
+
+    monkeypatch.setattr(datasets, "read_svhn_mat", no_decoding)
     second = load_split("svhn", "test", data_root, cache_dir=tmp_path)
     assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
+    with pytest.raises(AssertionError, match="decoded the .mat again"):  # and without a cache it would decode
+        load_split("svhn", "test", data_root, cache_dir=None)
 
 
 def test_cifar_pickles_refuse_code(tmp_path):
@@ -146,4 +154,10 @@ def test_train_val_split_is_disjoint_and_fixed():
     train, val = train_val_split(data, 300, seed=0)
     assert len(train) == len(data) - 300 and len(val) == 300
     train2, val2 = train_val_split(data, 300, seed=0)
-    assert torch.equal(val.labels, val2.labels)
+    assert torch.equal(val.labels, val2.labels) and torch.equal(val.images, val2.images)
+    # disjoint and together the whole set: no image row is in both, and the multiset of rows is the original's
+    rows = lambda s: {bytes(x.numpy().tobytes()) + bytes([int(y)]) for x, y in zip(s.images, s.labels)}  # noqa: E731
+    assert not rows(train) & rows(val)
+    assert rows(train) | rows(val) == rows(data)
+    _, other = train_val_split(data, 300, seed=1)
+    assert not torch.equal(other.images, val.images)

@@ -1,0 +1,121 @@
+"""RunConfig: every setting of one training run, as plain data (no torch, no registry imports).
+
+experiments/ builds these (preset <- profile scale <- overrides) and checks names against the
+registries; every lower layer (trainers, eval, runs) receives one and reads its fields. A finished
+run stores `to_dict()` in metrics.json; `from_dict` reads it back.
+
+`version` is the code version of the results: bump it on purpose (in experiments/sections.py) when a
+code change alters what a run computes, so Make reruns exactly the runs it affects.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from core.errors import UsageError
+
+# Fields that never change what a run computes (runtime and bookkeeping): left out of checkpoint checks.
+RUNTIME_FIELDS = ("device", "eval_batch_size", "deterministic", "compile", "profile")
+# Fields stored as tuples (JSON gives lists back).
+TUPLE_FIELDS = ("eval_on", "trainable", "input_mean", "input_std")
+
+
+@dataclass
+class RunConfig:
+    preset: str = "custom"
+    profile: str = "paper"
+    seed: int = 0
+    question: str = "q1"
+    version: int = 1                # code version of the results (see the module docstring)
+    # --- data ---
+    train_on: str = "svhn"
+    eval_on: tuple[str, ...] = ("svhn", "mnist")
+    train_size: int | None = None   # stratified subset of the train split; None = all of it
+    eval_size: int | None = None    # stratified subset of each test split; None = all of it
+    val_size: int = 0               # held out of train by random_split (Q2: 10,000 of 50,000)
+    data_seed: int = 0              # fixes the subsets and splits, so every preset sees the same data
+    image_size: int | None = None   # resize on the device to this many pixels; None = native size
+    augment: bool = False           # the study's augmentation set (loaders/augment.py)
+    stand_ins: dict = field(default_factory=dict)  # study dataset -> the dataset standing in for it (demo)
+    # --- model ---
+    norm: str = "batch"             # "none" removes every BatchNorm
+    dropout: float = 0.0            # before fc
+    head: str = "fc"                # "none": fc removed, the model outputs its 512-d embedding
+    input_mean: tuple[float, ...] | None = None  # normalization inside the model; None = raw [0,1]
+    input_std: tuple[float, ...] | None = None
+    pretrained: bool = False        # torchvision ResNet18_Weights.IMAGENET1K_V1 (fc excluded)
+    weights: str | None = None      # local file with those weights, instead of downloading
+    # --- optimisation ---
+    optimizer: str = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.9           # SGD only
+    lr_gamma: float = 0.99          # ExponentialLR, stepped once per epoch
+    epochs: int = 15
+    batch_size: int = 16
+    loss: str = "ce"
+    smoothing: float = 0.1          # smooth-ce: true class 1-s, every other class s/(K-1)
+    circle_m: float = 0.4           # circle: relaxation margin (Sun et al., 2020)
+    circle_gamma: float = 80.0      # circle: scale factor
+    # --- fine-tuning (finetune-fc) ---
+    init_from: str | None = None    # run folder whose model.pt starts this run
+    trainable: tuple[str, ...] = () # parameter-name prefixes to train; () = all
+    finetune_samples: int | None = None  # uniformly random training images (the study: 800)
+    # --- attacks (eps and alpha on the [0,1] pixel scale) ---
+    attack_eps: float = 8 / 255     # L-inf radius of FGSM/PGD (the study does not state it)
+    attack_alpha: float = 2 / 255   # PGD step
+    attack_steps: int = 10          # PGD iterations
+    noise_pixels: int = 20          # white pixels per image before FGSM (the study's adversarial data)
+    adv_prob: float = 0.0           # adversarial training: each sample replaced with this probability
+    adv_method: str = "noise+fgsm"  # ... by this attack, crafted white-box against the model in training
+    val_attack: str | None = None   # per-epoch adversarial accuracy on the val/test sets (white-box)
+    knn_k: int = 3                  # kNN evaluation of embedding models (scikit-learn semantics)
+    # --- runtime (never changes the method) ---
+    device: str = "auto"
+    eval_batch_size: int = 256
+    deterministic: bool = False
+    compile: bool = False           # torch.compile the training step (opt-in: CUDA; slower to start on CPU)
+
+    def validate(self) -> "RunConfig":
+        """Ranges and combinations. Names (datasets, losses, ...) are checked against their registries
+        by experiments.resolve."""
+        if not self.eval_on:
+            raise UsageError("no eval set: give at least one --eval DATASET")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("train_size", "eval_size", "finetune_samples", "image_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"{name.replace('_', '-')} must be at least 1, got {value}")
+        if not self.lr > 0:
+            raise UsageError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.smoothing < 1:
+            raise UsageError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.adv_prob <= 1:
+            raise UsageError(f"adv-prob must be in [0, 1], got {self.adv_prob}")
+        if not 0 <= self.attack_eps < 1:
+            raise UsageError(f"eps must be in [0, 1) on the pixel scale, got {self.attack_eps}")
+        if self.attack_steps < 1:
+            raise UsageError(f"steps must be at least 1, got {self.attack_steps}")
+        if self.knn_k < 1:
+            raise UsageError(f"k must be at least 1, got {self.knn_k}")
+        if (self.loss == "circle") != (self.head == "none"):
+            raise UsageError("loss 'circle' goes with head 'none' (an embedding model), and only with it")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise UsageError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**{k: tuple(v) if k in TUPLE_FIELDS and v is not None else v for k, v in data.items()})
+
+    def method(self) -> dict:
+        """The fields that define what a checkpoint is a checkpoint of (scale and method, not runtime)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}

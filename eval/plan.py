@@ -1,0 +1,66 @@
+"""What an evaluation of a finished run is, as data (no torch): the plan steps a section declares in
+experiments/, and the resolved Evaluation that eval/robustness.py runs.
+
+A plan step makes one results file beside the run's metrics.json:
+  AttackPlan -> robustness.json   (robust accuracy per method and threat model, eps sweep, example grid)
+  KnnPlan    -> knn.json          (kNN accuracy on the 512-d features, clean and under one attack)
+  UmapPlan   -> umap.json         (UMAP of clean and adversarial features, and its PNG)
+Sizes that depend on the scale (UMAP points) come from the profile, never from the step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from attacks.base import AttackSpec
+
+EPS = 8 / 255      # L-inf, on the [0,1] pixel scale (the study does not state its eps)
+ALPHA = 2 / 255    # PGD step, [0,1] pixel scale
+STEPS = 10         # PGD iterations
+
+
+def attacks(methods, threats, **settings) -> tuple[AttackSpec, ...]:
+    """Every method under every threat model, with one set of settings (eps, alpha, steps, ...)."""
+    return tuple(AttackSpec(method=m, threat=t, **settings) for m in methods for t in threats)
+
+
+@dataclass(frozen=True)
+class AttackPlan:
+    attacks: tuple[AttackSpec, ...]
+    eps_sweep: tuple[float, ...] = ()   # white-box robust accuracy of the first attack at each eps
+    file: str = "robustness.json"
+    command: str = "attack"
+
+
+@dataclass(frozen=True)
+class KnnPlan:
+    k: int = 3
+    attack: AttackSpec | None = None
+    file: str = "knn.json"
+    command: str = "knn-eval"
+
+
+@dataclass(frozen=True)
+class UmapPlan:
+    attack: AttackSpec = field(default_factory=AttackSpec)
+    file: str = "umap.json"
+    command: str = "umap"
+
+
+@dataclass
+class Evaluation:
+    """One resolved evaluation: which run, which attacks, where the data is, where the results go."""
+    kind: str                            # "attack", "knn" or "umap"
+    model: str                           # a finished run folder
+    out: str                             # the results JSON (figures go beside it)
+    attacks: list[AttackSpec] = field(default_factory=list)
+    eps_sweep: list[float] = field(default_factory=list)
+    source: str | None = None            # transfer source: "pretrained" or a run folder (None: no transfer attack)
+    n: int | None = None                 # stratified test subset (UMAP: the points to embed)
+    k: int = 3                           # kNN neighbours
+    seed: int = 0
+    data_root: str = "data"
+    cache_dir: str = "data/cache"
+    download: bool = False
+    device: str = "auto"
+    batch_size: int | None = None
+    wandb: bool = False

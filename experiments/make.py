@@ -1,0 +1,217 @@
+"""The Makefile's rules, generated from SECTIONS: `python -m experiments.make --profile P ...`.
+
+The Makefile runs this once as it starts (it imports no torch, so it takes a fraction of a second)
+and includes the rules it writes. For every run folder of every section it writes:
+  - one rule per results file: metrics.json (train or finetune-fc) and one per evaluation step
+    (robustness.json, knn.json, umap.json), with the command that makes it;
+  - a stamp per results file, <run>/stamps/<file>, holding the resolved config (or evaluation plan).
+    A stamp is rewritten only when its content changes, and a results file depends on its stamp and on
+    the results it starts from, never on source files: editing a comment plans nothing, changing a
+    section's lr plans that section and those that depend on it. A code change that alters results
+    bumps RunConfig.version (or EVAL_VERSION) on purpose.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from attacks.base import eps_label
+from core.errors import TrustlabError
+from eval.plan import AttackPlan, KnnPlan, UmapPlan
+from experiments.profiles import PROFILES
+from experiments.resolve import resolve_training, run_dir, transfer_source
+from experiments.sections import QUESTIONS, SECTIONS
+
+EVAL_VERSION = 1  # bump when a change to eval/ alters the numbers an evaluation writes
+
+
+def _write_if_changed(path: Path, text: str, results: Path | None = None, same_as_results=None) -> None:
+    """Write text to path unless it already holds it. A new stamp for a results file that was made
+    with this very config is dated before that file, so existing results are not redone."""
+    if path.is_file() and path.read_text() == text:
+        return
+    new = not path.is_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    if new and results is not None and results.is_file() and same_as_results is not None:
+        try:
+            if same_as_results(json.loads(results.read_text())):
+                old = results.stat().st_mtime - 1
+                os.utime(path, (old, old))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+
+
+def _flags(pairs) -> str:
+    return " ".join(f"--{k} {v}" for k, v in pairs)
+
+
+def _attack_flags(specs, option: str = "method") -> str:
+    """CLI options for specs that are every method under every threat, with one set of settings."""
+    methods = list(dict.fromkeys(s.method for s in specs))
+    threats = list(dict.fromkeys(s.threat for s in specs))
+    first = specs[0]
+    if len(specs) != len(methods) * len(threats) or any(
+            (s.eps, s.alpha, s.steps, s.n_pixels, s.random_start) !=
+            (first.eps, first.alpha, first.steps, first.n_pixels, first.random_start) for s in specs):
+        raise ValueError("an evaluation step's attacks must be every method under every threat, with one "
+                         "set of settings (the CLI's shape)")
+    pairs = [(option, m) for m in methods] + [("threat", t) for t in threats]
+    pairs += [("eps", eps_label(first.eps)), ("alpha", eps_label(first.alpha)), ("steps", first.steps),
+              ("noise-pixels", first.n_pixels)]
+    return _flags(pairs) + ("" if first.random_start else " --no-random-start")
+
+
+def _eval_command(plan, profile) -> tuple[str, dict]:
+    """(command-line options, what the stamp records) for one evaluation step."""
+    if isinstance(plan, AttackPlan):
+        flags = _attack_flags(plan.attacks)
+        if plan.eps_sweep:
+            flags += " --eps-sweep " + ",".join(eps_label(e) for e in plan.eps_sweep)
+        return flags, {"attacks": [asdict(s) for s in plan.attacks], "eps_sweep": list(plan.eps_sweep)}
+    if isinstance(plan, KnnPlan):
+        flags = f"--k {plan.k}" + (" " + _attack_flags([plan.attack], "attack") if plan.attack else "")
+        return flags, {"k": plan.k, "attacks": [asdict(plan.attack)] if plan.attack else []}
+    if isinstance(plan, UmapPlan):
+        flags = _attack_flags([plan.attack], "attack") + f" --max-points {profile.umap_points} $(WANDB_FLAG)"
+        return flags, {"attacks": [asdict(plan.attack)], "points": profile.umap_points}
+    raise TypeError(f"unknown evaluation step {plan!r}")
+
+
+def rules(profile: str, results: str, seed: int, seeds: list[int], pretrained: bool, weights: str | None,
+          extra: str = "", source: str | None = None) -> str:
+    """The Make fragment for one profile and seed layout; writes the stamps as a side effect."""
+    prof = PROFILES[profile]
+    layout = seeds or [None]
+    lines = ["# Generated by experiments/make.py from experiments/ (do not edit; rewritten by every make).", ""]
+    targets: dict[str, list[str]] = {}
+    run_dirs: list[str] = []
+
+    def folder(name, s, samples=None):
+        return run_dir(results, profile, name, s, samples)
+
+    for name, sec in SECTIONS.items():
+        files = targets.setdefault(name, [])
+        for s in layout:
+            run_seed = seed if s is None else s
+            points = prof.curve_samples if sec.sweep else [None]
+            for samples in points:
+                out = folder(name, s, samples)
+                run_dirs.append(str(out))
+                needs = folder(sec.needs, s) if sec.needs else None
+                model = out if sec.kind != "none" else needs
+                overrides = dict(seed=run_seed, pretrained=False if not pretrained else None, weights=weights)
+                if sec.kind == "finetune":
+                    overrides.update(init_from=str(needs), finetune_samples=samples)
+                cfg = resolve_training(name if sec.kind != "none" else sec.needs, profile,
+                                       command="train" if sec.kind == "train" else "finetune-fc",
+                                       **overrides) if sec.kind != "none" else \
+                    resolve_training(sec.needs, profile, **overrides)
+                if sec.kind != "none":
+                    stamp = out / "stamps" / "metrics.json"
+                    method = _jsonable(cfg.method())
+                    _write_if_changed(stamp, json.dumps({"config": method, "extra": extra}, indent=1),
+                                      out / "metrics.json",
+                                      lambda r, m=method: not extra and _jsonable(
+                                          {k: v for k, v in r["config"].items() if k in m}) == m)
+                    deps = [str(stamp)] + ([str(needs / "metrics.json")] if sec.kind == "finetune" else [])
+                    files.append(str(out / "metrics.json"))
+                    lines.append(f"{out}/metrics.json: {' '.join(deps)} | $(VENV_STAMP)")
+                    if sec.kind == "train":
+                        lines.append(f"\t$(RUN) cli.py train --preset {name} --profile {profile} --seed {run_seed} "
+                                     f"--out {out} $(TRAIN_FLAGS) $(RESUME)")
+                    else:
+                        sample_flag = f" --samples {samples}" if samples is not None else ""
+                        lines.append(f"\t$(RUN) cli.py finetune-fc --preset {name} --profile {profile} "
+                                     f"--seed {run_seed} --from-run {needs}{sample_flag} --out {out} "
+                                     f"$(COMMON_FLAGS) $(RESUME)")
+                for plan in sec.evals:
+                    flags, recorded = _eval_command(plan, prof)
+                    deps = [str(model / "metrics.json")]
+                    src = None
+                    if any(a.threat == "transfer" for a in getattr(plan, "attacks", ()) or
+                           ([plan.attack] if getattr(plan, "attack", None) else [])):
+                        src = source or transfer_source(model, cfg)
+                        flags += f" --source {src}"
+                        if src != "pretrained":
+                            deps.append(f"{src}/metrics.json")
+                    stamp = out / "stamps" / plan.file
+                    _write_if_changed(stamp, json.dumps({"version": EVAL_VERSION, "command": plan.command,
+                                                         **recorded, "source": src, "extra": extra}, indent=1))
+                    deps.append(str(stamp))
+                    files.append(str(out / plan.file))
+                    lines.append(f"{out}/{plan.file}: {' '.join(dict.fromkeys(deps))} | $(VENV_STAMP)")
+                    lines.append(f"\t$(RUN) cli.py {plan.command} --model {model} {flags} --seed {run_seed} "
+                                 f"$(EVAL_FLAGS) --out {out}/{plan.file}")
+    lines.append("")
+    for q in QUESTIONS:
+        names = [n for n, sec in SECTIONS.items() if sec.question == q]
+        lines.append(f"SECTIONS_{q} := {' '.join(names)}")
+    lines.append(f"RUN_DIRS := {' '.join(run_dirs)}")
+    lines.append(f".PHONY: {' '.join(SECTIONS)}")
+    for name, files in targets.items():
+        lines.append(f"{name}: {' '.join(files)}")
+    return "\n".join(lines) + "\n"
+
+
+def help_lines() -> str:
+    """One line per question and section target, for `make help`."""
+    out = []
+    for q, question in QUESTIONS.items():
+        out.append(f"  {q:<26} {question.title}")
+        for name, sec in SECTIONS.items():
+            if sec.question == q:
+                out.append(f"  {name:<26} {sec.title}")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--help-targets", action="store_true", help="print the section targets for `make help`")
+    ap.add_argument("--profile", default="paper")
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="", help="space-separated seeds (the seed-<n> layout); empty: --seed")
+    ap.add_argument("--pretrained", type=int, default=1)
+    ap.add_argument("--weights", default="")
+    ap.add_argument("--source", default="", help="transfer source for every section (Make's SOURCE)")
+    ap.add_argument("--extra", default="", help="Make's EXTRA flags (recorded in every stamp)")
+    ap.add_argument("--out-dir", help="write the fragment here, named by its content's hash, and print its path")
+    args = ap.parse_args(argv)
+    if args.help_targets:
+        print(help_lines())
+        return 0
+    try:
+        if args.profile not in PROFILES:
+            raise TrustlabError(f"unknown profile {args.profile!r}; choose one of {', '.join(PROFILES)}")
+        seeds = [int(s) for s in args.seeds.split()]
+        with contextlib.redirect_stderr(io.StringIO()):  # the commands print resolve's notes themselves
+            text = rules(args.profile, args.results, args.seed, seeds, bool(args.pretrained), args.weights or None,
+                         args.extra, args.source or None)
+    except (TrustlabError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.out_dir:
+        path = Path(args.out_dir) / f"rules-{hashlib.sha1(text.encode()).hexdigest()[:16]}.mk"
+        _write_if_changed(path, text)
+        print(path)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Profiles: the scale of a run, never its method. Each carries every size: training subsets and
+epochs per question, evaluation sizes (UMAP points, fine-tuning-curve samples), and, for the demo,
+the embedded datasets that stand in for the study's."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Only these RunConfig fields may differ between profiles: scale, never method.
+SCALE_FIELDS = ("train_size", "eval_size", "val_size", "epochs", "image_size", "finetune_samples")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    scale: dict = field(default_factory=dict)        # per question: {"q1": {...}, "q2": {...}}
+    dataset_map: dict = field(default_factory=dict)  # study dataset -> stand-in (demo only)
+    umap_points: int = 10_000                        # test images embedded by UMAP (stratified)
+    curve_samples: tuple[int, ...] = (100, 200, 400, 800, 1600, 3200)  # fc fine-tuning curve points
+
+
+PROFILES: dict[str, Profile] = {p.name: p for p in [
+    Profile("paper", "the study's exact settings and full datasets"),
+    Profile("quick", "the same method on stratified subsets; `make q1` in about 30 min on 2 CPU cores",
+            scale={"q1": dict(train_size=5000, eval_size=2000, epochs=5),
+                   "q2": dict(train_size=10_000, val_size=10_000, eval_size=1000, epochs=10, image_size=32)},
+            umap_points=2000),
+    Profile("smoke", "a few hundred images and 1 epoch, for CI",
+            scale={"q1": dict(train_size=300, eval_size=200, epochs=1, finetune_samples=100),
+                   "q2": dict(train_size=300, val_size=200, eval_size=100, epochs=1, image_size=32)},
+            umap_points=100, curve_samples=(25, 50)),
+    Profile("demo", "embedded scikit-learn digits standing in for every dataset; numbers are not the study's",
+            scale={"q1": dict(train_size=600, epochs=2, finetune_samples=200),
+                   "q2": dict(train_size=600, val_size=300, eval_size=200, epochs=6, image_size=32)},
+            dataset_map={"svhn": "digits", "mnist": "digits-inverted", "cifar10": "digits"},
+            umap_points=200, curve_samples=(50, 100, 200, 400)),
+]}

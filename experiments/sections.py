@@ -1,0 +1,162 @@
+"""The study as data: one Section per report section, end to end.
+
+A section holds its training config (only what differs from RunConfig's defaults), the study's own
+numbers (`reference`, shown beside ours and never written as our output), its evaluation plan (the
+results files it adds beside metrics.json), its dependencies (`needs`: the run it starts from or
+evaluates; `transfer_source`), and its report prose. The Makefile and the report iterate over
+SECTIONS; no other file names a section.
+
+Adding a section: append one Section here (and its tests). `make help` lists it, `make q1`/`make q2`
+run it, and the report shows it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from eval.plan import ALPHA, EPS, STEPS, AttackPlan, KnnPlan, UmapPlan, attacks
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str
+    title: str
+    intro: str
+    layout: str                       # the report's table: "domains" (Q1) or "robustness" (Q2)
+    datasets: tuple[tuple[str, str], ...] = ()  # domains: (study dataset, column label)
+    rerun: str = ""                   # the command that adds seeds, quoted when seed noise is unknown
+    reference_threat: str = ""        # how the study's adversarial number was made
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    question: str
+    title: str
+    overrides: dict = field(default_factory=dict)   # RunConfig fields that differ from the defaults
+    reference: dict = field(default_factory=dict)   # the study's numbers, % (loss as is)
+    kind: str = "train"                  # "train", "finetune" (from the `needs` run) or "none" (evaluates `needs`)
+    needs: str | None = None             # the section whose run this one starts from or evaluates
+    transfer_source: str | None = None   # without ImageNet weights, transfer attacks are crafted on this section's run
+    evals: tuple = ()                    # AttackPlan / KnnPlan / UmapPlan: one results file each
+    sweep: str | None = None             # "finetune_samples": one run per profile.curve_samples point
+    compare_to: str | None = None        # honesty checks: differences to this section against seed noise
+    prose: str = ""                      # the report's paragraph on the method
+    notes: tuple[str, ...] = ()          # report notes, formatted with the section's reference numbers
+
+
+QUESTIONS: dict[str, Question] = {q.name: q for q in [
+    Question("q1", "Q1 · Generalization: train on SVHN, test on SVHN and on MNIST",
+             "A ResNet18 learns street-view house numbers (SVHN) and is then tested on handwritten digits (MNIST), "
+             "a domain it never saw. The gap between the two accuracies measures how far what it learned transfers; "
+             "each ablation changes one ingredient of the baseline.",
+             layout="domains", datasets=(("svhn", "SVHN"), ("mnist", "MNIST")), rerun='make q1 SEEDS="0 1 2"'),
+    Question("q2", "Q2 · Robustness: CIFAR-10 under noise, FGSM and PGD",
+             "An ImageNet-initialised ResNet18 is fine-tuned on CIFAR-10 and attacked with L-inf perturbations on the "
+             "[0,1] pixel scale. Every adversarial number names its threat model: *white-box* attacks are crafted "
+             "against the model being evaluated; *transfer* attacks are crafted once against a fixed source model "
+             "(the study's protocol) and are usually much weaker.",
+             layout="robustness", datasets=(("cifar10", "CIFAR-10"),), rerun='make q2 SEEDS="0 1 2"',
+             reference_threat="transfer noise+fgsm (source: ImageNet ResNet18 before fine-tuning; "
+                              "eps not stated (8/255 used))"),
+]}
+
+# The best Q1 setting, which the reverse experiment trains with.
+_BEST = dict(loss="smooth-ce", augment=True, pretrained=True, optimizer="adam")
+# fc-only fine-tuning of the reverse model on SVHN. The study does not say how the fc was trained; we keep
+# the best setting's optimizer, loss and augmentation, and keep the frozen layers' BatchNorm statistics
+# fixed (only fc changes).
+_FC = dict(_BEST, pretrained=False, train_on="svhn", eval_on=("svhn", "mnist"), epochs=10, trainable=("fc",),
+           finetune_samples=800)
+
+# Q2: ImageNet-pretrained ResNet18 on CIFAR-10 at 224 px, normalization (0.5, 0.5, 0.5) inside the
+# model. The study leaves the optimizer unstated: SGD(lr=0.01, momentum=0.9) with ExponentialLR(0.99)
+# is our choice, set here once for every Q2 section.
+_Q2 = dict(train_on="cifar10", eval_on=("cifar10",), val_size=10_000, image_size=224,
+           input_mean=(0.5, 0.5, 0.5), input_std=(0.5, 0.5, 0.5), pretrained=True,
+           optimizer="sgd", lr=0.01, momentum=0.9, lr_gamma=0.99, batch_size=128, epochs=25,
+           val_attack="noise+fgsm")
+# Every Q2 model: white-box and transfer FGSM, PGD-10 and the study's noise+FGSM at eps 8/255, and the
+# white-box robust accuracy of FGSM against eps.
+_STUDY_ATTACK = dict(eps=EPS, alpha=ALPHA, steps=STEPS, n_pixels=20)
+_Q2_ATTACKS = AttackPlan(attacks(("fgsm", "pgd", "noise+fgsm"), ("white-box", "transfer"), **_STUDY_ATTACK),
+                         eps_sweep=(0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255))
+_UMAP = UmapPlan(attacks(("noise+fgsm",), ("white-box",), **_STUDY_ATTACK)[0])
+
+SECTIONS: dict[str, Section] = {s.name: s for s in [
+    Section("q1-baseline", "q1", "Baseline: SVHN, SGD, cross-entropy",
+            reference={"svhn_test_acc": 92.57, "mnist_test_acc": 55.38, "train_loss": 0.044, "train_acc": 98.60},
+            prose="The reference point: SGD with momentum on cross-entropy, no regularisation beyond BatchNorm."),
+    Section("q1-no-bn", "q1", "No BatchNorm", dict(norm="none"), compare_to="q1-baseline",
+            reference={"svhn_test_acc": 91.91, "mnist_test_acc": 49.34, "train_loss": 0.197, "train_acc": 94.31},
+            prose="BatchNorm normalises each layer's activations with batch statistics, which smooths the loss "
+                  "surface and acts as a mild regulariser; it also ties the model to the training domain's "
+                  "statistics. Removing it (dropout is the other classic regulariser, off here) should slow "
+                  "training and cost some accuracy, in-domain and out."),
+    Section("q1-label-smoothing", "q1", "Label smoothing", dict(loss="smooth-ce"), compare_to="q1-baseline",
+            reference={"svhn_test_acc": 92.95, "mnist_test_acc": 61.06, "train_loss": 1.055, "train_acc": 98.80},
+            prose="Label smoothing trains towards 1-s on the true class and s/(K-1) on each other class instead "
+                  "of a one-hot target, which discourages over-confident logits. Calibrated, less extreme features "
+                  "can transfer better to a new domain; the training loss stays high by construction (it cannot "
+                  "fall below the target's entropy)."),
+    Section("q1-augmentation", "q1", "Augmentation", dict(augment=True), compare_to="q1-baseline",
+            reference={"svhn_test_acc": 94.08, "mnist_test_acc": 57.11, "train_loss": 0.328, "train_acc": 89.97},
+            prose="Random affine warps, brightness/contrast jitter, perspective and crops show the network many "
+                  "plausible variants of each digit, so it must rely on shape rather than position or colour. "
+                  "Flips are left out on purpose: a flipped 6 reads as a 9 and a flipped 2 as a 5, which would "
+                  "teach wrong labels."),
+    Section("q1-pretrained", "q1", "ImageNet initialisation", dict(pretrained=True), compare_to="q1-baseline",
+            reference={"svhn_test_acc": 92.71, "mnist_test_acc": 61.30, "train_loss": 0.062, "train_acc": 98.09},
+            prose="Starting from ImageNet weights gives the network generic edge and texture detectors before it "
+                  "sees a digit; features learned on a broad domain tend to transfer better to another."),
+    Section("q1-adam", "q1", "Adam instead of SGD", dict(optimizer="adam"), compare_to="q1-baseline",
+            reference={"svhn_test_acc": 92.45, "mnist_test_acc": 64.96, "train_loss": 0.062, "train_acc": 98.08},
+            prose="Adam scales each parameter's step by a running estimate of its gradient's magnitude, so it "
+                  "makes fast progress with little tuning; SGD with momentum is often said to find flatter minima "
+                  "that generalise better. The comparison tests that folklore on a domain shift."),
+    Section("q1-reverse-unsupervised", "q1", "Reverse: train on MNIST with the best setting",
+            dict(_BEST, train_on="mnist", eval_on=("mnist", "svhn")),
+            reference={"svhn_test_acc": 23.15, "mnist_test_acc": 99.16, "train_loss": 1.047, "train_acc": 98.99},
+            prose="The reverse direction with the best settings: learn MNIST, test on SVHN. Clean, centred MNIST "
+                  "digits carry much less variation than SVHN, so transfer is expected to be poor."),
+    Section("q1-reverse-supervised", "q1", "Reverse: fine-tune fc on 800 SVHN images", dict(_FC),
+            reference={"svhn_test_acc": 28.20, "mnist_test_acc": 74.58},
+            kind="finetune", needs="q1-reverse-unsupervised",
+            prose="Only the final layer is retrained on a few hundred labelled SVHN images, the rest frozen "
+                  "(BatchNorm statistics included). It asks whether the MNIST features already separate SVHN "
+                  "digits and only the read-out is wrong."),
+    Section("q1-finetune-curve", "q1", "Reverse: SVHN accuracy against the number of fc fine-tuning images",
+            dict(_FC), kind="finetune", needs="q1-reverse-unsupervised", sweep="finetune_samples",
+            prose="The same fc-only fine-tuning on a growing number of labelled SVHN images: how fast the read-out "
+                  "recovers shows how much SVHN structure the frozen MNIST features already carry."),
+    Section("q2-examples", "q2", "Clean, noisy and adversarial test images", kind="none", needs="q2-baseline", transfer_source="q2-baseline",
+            evals=(AttackPlan(attacks(("noise+fgsm",), ("white-box", "transfer"), **_STUDY_ATTACK)),),
+            prose="Clean test images, the same images with 20 white pixels, and after FGSM on top, with the "
+                  "model's predictions."),
+    Section("q2-baseline", "q2", "Cross-entropy on clean CIFAR-10", dict(_Q2),
+            reference={"cifar10_test_acc": 89.31, "adversarial": 11.89},
+            transfer_source="q2-baseline", evals=(_Q2_ATTACKS, _UMAP),
+            prose="FGSM (Goodfellow et al., 2015) takes one step of size eps along the sign of the input gradient; "
+                  "PGD (Madry et al., 2018) takes many smaller steps, projecting back into the eps ball each time, "
+                  "and is the stronger attack: its accuracy should never exceed FGSM's for the same model and eps."),
+    Section("q2-adversarial", "q2", "Adversarial training (p = 0.5 per sample)", dict(_Q2, adv_prob=0.5),
+            reference={"cifar10_test_acc": 87.33, "adversarial": 79.65}, compare_to="q2-baseline",
+            transfer_source="q2-baseline", evals=(_Q2_ATTACKS,),
+            prose="Adversarial training replaces half of each batch (per sample, redrawn every step) with "
+                  "adversarial versions crafted against the current model, so the model learns on the points "
+                  "where its loss is highest. It should trade a little clean accuracy for robustness, most of "
+                  "all against the attack it was trained on.",
+            notes=("The study's {adversarial}% after adversarial training is a transfer number; compare it with "
+                   "our white-box column, not only with the transfer one.",)),
+    Section("q2-circle", "q2", "Circle Loss embedding, kNN (k = 3)",
+            dict(_Q2, head="none", loss="circle", epochs=20),
+            reference={"cifar10_test_acc": 89.52, "adversarial": 7.28}, compare_to="q2-baseline",
+            transfer_source="q2-baseline",
+            evals=(_Q2_ATTACKS, KnnPlan(k=3, attack=attacks(("noise+fgsm",), ("transfer",), **_STUDY_ATTACK)[0]),
+                   _UMAP),
+            prose="Circle Loss trains a 512-d embedding directly: same-class pairs are pulled above a similarity "
+                  "of 1-m and other pairs pushed below m, each weighted by how far it is from its optimum; a kNN "
+                  "(k=3) on train embeddings then classifies. Cross-entropy only needs a separating hyperplane, "
+                  "so a metric loss can give tighter clusters, but it is no defence by itself: a white-box attack "
+                  "still finds directions that move an image across clusters."),
+]}
+PRESETS = SECTIONS  # the name the CLI and older results use for a section's training settings

@@ -1,0 +1,170 @@
+"""A run folder, results/<profile>/<preset>[/seed-<n>]/, and everything that reads or writes one.
+
+  checkpoint.pt  after every epoch (model, optimizer, scheduler, RNG states, history), for --resume
+  model.pt       the final state dict (torch.load(weights_only=True) only)
+  metrics.json   written last and atomically: its presence means the run finished
+Evaluations (eval/) write their own results files beside these and never touch them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core.config import RunConfig
+from core.errors import RunFailure, UsageError
+from core.io import load_torch, read_json, save_torch, to_jsonable, write_json
+from core.seed import rng_state, set_rng_state
+from loaders.datasets import load_split, random_subset, stratified_subset, train_val_split
+from models.resnet import build_model
+
+METRICS, MODEL, CHECKPOINT = "metrics.json", "model.pt", "checkpoint.pt"
+CHECKPOINT_FORMAT = "trustlab-checkpoint-1"
+# What a model built from a finished run takes from that run's config.
+ARCH_FIELDS = ("norm", "dropout", "head", "input_mean", "input_std")
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device {name!r} asked for, but CUDA is not available here")
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------- data
+
+def prepare_data(cfg: RunConfig, data_root, cache_dir, download: bool):
+    """(train, {eval name: set}, {dataset: description}) for cfg, subsets applied."""
+    load = lambda name, split: load_split(name, split, data_root, download=download, cache_dir=cache_dir)  # noqa: E731
+    train = load(cfg.train_on, "train")
+    evals = {}
+    if cfg.val_size:
+        train, val = train_val_split(train, cfg.val_size, cfg.data_seed)
+        evals[f"{cfg.train_on}_val"] = stratified_subset(val, cfg.eval_size, cfg.data_seed)
+    if cfg.finetune_samples:
+        train = random_subset(train, cfg.finetune_samples, cfg.seed)
+    else:
+        train = stratified_subset(train, cfg.train_size, cfg.data_seed)
+    for name in cfg.eval_on:
+        test = stratified_subset(load(name, "test"), cfg.eval_size, cfg.data_seed)
+        if len(test) == 0:
+            raise UsageError(f"eval set {name} test is empty after subsetting")
+        evals[f"{name}_test"] = test
+    if len(train) == 0:
+        raise UsageError(f"train set {cfg.train_on} is empty after subsetting")
+    described = {"train": {"dataset": train.name, "size": len(train), "source": train.source}}
+    described.update({k: {"dataset": v.name, "size": len(v), "source": v.source} for k, v in evals.items()})
+    return train, evals, described
+
+
+# ---------------------------------------------------------------- models
+
+def load_state(model: nn.Module, state, path) -> None:
+    """load_state_dict(strict=True), with a one-line message naming what does not fit."""
+    if not isinstance(state, dict):
+        raise RunFailure(f"{path} is not a state dict")
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        hint = ""
+        if any(".bn" in k or k.startswith("bn") for k in unexpected):
+            hint = " (it holds BatchNorm weights: a norm=batch model, loaded into norm=none?)"
+        elif any(".bn" in k or k.startswith("bn") for k in missing):
+            hint = " (it lacks BatchNorm weights: a norm=none model, loaded into norm=batch?)"
+        raise RunFailure(f"{path} does not fit this ResNet18{hint}: " + "; ".join(filter(None, [
+            f"missing {', '.join(missing[:3])}" if missing else "",
+            f"unexpected {', '.join(unexpected[:3])}" if unexpected else "",
+            f"wrong shape {', '.join(shapes[:3])}" if shapes else ""])))
+    model.load_state_dict(state)
+
+
+def _finished(run_dir: Path) -> None:
+    if not (run_dir / MODEL).is_file() or not (run_dir / METRICS).is_file():
+        raise UsageError(f"run folder {run_dir} has no finished model ({MODEL} and {METRICS})")
+
+
+def _built(cfg: RunConfig, state_path: Path) -> nn.Module:
+    """The architecture cfg describes (no ImageNet download: the weights come from state_path)."""
+    model = build_model(RunConfig.from_dict({**cfg.to_dict(), "pretrained": False}))
+    load_state(model, load_torch(state_path, what="model file"), state_path)
+    return model
+
+
+def init_model(cfg: RunConfig) -> nn.Module:
+    """A fresh model, or the model of the run folder cfg.init_from (whose architecture cfg takes on)."""
+    if not cfg.init_from:
+        return build_model(cfg)
+    src = Path(cfg.init_from)
+    _finished(src)
+    src_cfg = read_json(src / METRICS)["config"]
+    for name in ARCH_FIELDS:
+        value = src_cfg.get(name)
+        setattr(cfg, name, tuple(value) if isinstance(value, list) else value)
+    return _built(cfg, src / MODEL)
+
+
+def load_run(run_dir: str | Path):
+    """(results dict, RunConfig, model in eval mode on the CPU) of a finished run folder."""
+    run_dir = Path(run_dir)
+    _finished(run_dir)
+    results = read_json(run_dir / METRICS)
+    cfg = RunConfig.from_dict(results["config"])
+    return results, cfg, _built(cfg, run_dir / MODEL).eval()
+
+
+def source_model(cfg: RunConfig, source: str, seed: int):
+    """The fixed model that transfer attacks are crafted on: 'pretrained' (the ImageNet ResNet18 with a
+    fresh, seeded 10-way fc, before any fine-tuning: the study's source) or a run folder.
+    Returns (model in eval mode, description)."""
+    if source == "pretrained":
+        torch.manual_seed(seed)
+        model = build_model(RunConfig.from_dict({**cfg.to_dict(), "pretrained": True, "head": "fc",
+                                                 "loss": "ce", "dropout": 0.0}))
+        return model.eval(), "ImageNet ResNet18, fc untrained (seed %d)" % seed
+    _, _, model = load_run(source)
+    if getattr(model, "head", "fc") != "fc":
+        raise UsageError(f"transfer source {source} is an embedding model; use a model with an fc head")
+    return model, str(source)
+
+
+# ---------------------------------------------------------------- checkpoints and the finished run
+
+def save_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, epoch: int, history: list) -> None:
+    save_torch(Path(out) / CHECKPOINT, {
+        "format": CHECKPOINT_FORMAT, "method": to_jsonable(cfg.method()), "epoch": epoch,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history})
+
+
+def restore_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler) -> tuple[int, list]:
+    """(first epoch to run, history so far); refuses a checkpoint of another configuration."""
+    path = Path(out) / CHECKPOINT
+    ckpt = load_torch(path, what="checkpoint")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise RunFailure(f"{path} is not a trustlab checkpoint")
+    ours = to_jsonable(cfg.method())
+    diff = [k for k in sorted(set(ours) | set(ckpt["method"])) if ours.get(k) != ckpt["method"].get(k)]
+    if diff:
+        k = diff[0]
+        raise UsageError(f"checkpoint {path} is from a different run: {k} is {ckpt['method'].get(k)!r} "
+                         f"there but {ours.get(k)!r} here" + (f" (and {len(diff) - 1} more)" if len(diff) > 1 else ""))
+    load_state(model, ckpt["model"], path)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    return ckpt["epoch"] + 1, ckpt["history"]
+
+
+def finish_run(out: Path, model, results: dict, draw=None) -> dict:
+    """model.pt, then the figures (`draw(results, out)`), then metrics.json last (its presence marks a
+    finished run), then the checkpoint goes."""
+    out = Path(out)
+    save_torch(out / MODEL, model.state_dict())
+    if draw is not None:
+        draw(results, out)
+    write_json(out / METRICS, results)
+    (out / CHECKPOINT).unlink(missing_ok=True)
+    return results

@@ -1,0 +1,82 @@
+"""core/: the config's round trip and checks, atomic files, safe torch loading, seeding, provenance, errors."""
+import importlib.metadata
+import os
+import pickle
+import subprocess
+
+import pytest
+import torch
+
+from core.config import RunConfig
+from core.errors import RunFailure, UsageError, require
+from core.io import atomic_write, load_torch, read_json, save_torch, write_json
+from core.provenance import ROOT, git_commit, versions
+from core.seed import rng_state, seed_everything, set_rng_state
+
+
+def test_config_round_trips_through_json_and_rejects_unknown_keys():
+    cfg = RunConfig(eval_on=("a", "b"), trainable=("fc",), input_mean=(0.5, 0.5, 0.5), stand_ins={"svhn": "digits"})
+    again = RunConfig.from_dict(read_json(write_json("/tmp/cfg-test.json", cfg.to_dict())))
+    assert again == cfg
+    with pytest.raises(UsageError, match="unknown config keys: bogus"):
+        RunConfig.from_dict({"bogus": 1})
+    assert "device" not in cfg.method() and "lr" in cfg.method()
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("lr", 0.0, "lr must be positive"), ("smoothing", 1.0, "smoothing"), ("adv_prob", 2.0, "adv-prob"),
+    ("attack_eps", 8.0, "pixel scale"), ("batch_size", 0, "batch-size"), ("eval_on", (), "no eval set"),
+    ("loss", "circle", "goes with head 'none'"),
+])
+def test_config_validation(field, value, needle):
+    with pytest.raises(UsageError, match=needle):
+        RunConfig(**{field: value}).validate()
+
+
+def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("old")
+
+    def failing(tmp):
+        open(tmp, "w").write("half")
+        raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, failing)
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_load_torch_refuses_pickled_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as fh:
+        pickle.dump(Evil(), fh)
+    with pytest.raises(RunFailure):
+        load_torch(path, what="model file")
+    save_torch(tmp_path / "ok.pt", {"w": torch.ones(2)})
+    assert torch.equal(load_torch(tmp_path / "ok.pt")["w"], torch.ones(2))
+
+
+def test_rng_state_round_trip():
+    seed_everything(5)
+    state = rng_state()
+    a = torch.rand(3)
+    set_rng_state(state)
+    assert torch.equal(torch.rand(3), a)
+
+
+def test_provenance_names_the_real_commit_and_versions():
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert git_commit().split("-")[0] == head
+    found = versions()
+    assert found["torch"] == importlib.metadata.version("torch")
+    assert found["advertorch"] == "0.2.3"
+
+
+def test_require():
+    require(True, "fine")
+    with pytest.raises(UsageError, match="bad"):
+        require(False, "bad")
