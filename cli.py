@@ -7,157 +7,28 @@ runs, 130 when interrupted) unless --debug is given.
 """
 from __future__ import annotations
 
-import functools
-import inspect
-import os
 import sys
-import traceback
-from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-import typer.core
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from attacks import ATTACKS, THREATS  # noqa: E402
-from core.errors import TrustlabError  # noqa: E402
-from experiments import OPTIMIZERS, PROFILES, SECTIONS  # noqa: E402
-from loaders import DATASETS  # noqa: E402
-from losses import LOSSES  # noqa: E402
-from models import NORMS  # noqa: E402
-
-class OneLineErrors(typer.core.TyperGroup):
-    """Usage errors that Typer and Click find themselves (a bad choice, a missing option) also come out as
-    one line, `error: ...` on stderr with exit 2, instead of a multi-line box."""
-
-    def main(self, *args, standalone_mode: bool = True, **kwargs):
-        from typer._click import exceptions as click  # Typer's own Click (typer>=0.29 vendors it)
-
-        try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
-        except click.NoArgsIsHelpError as err:  # no arguments at all: the help
-            err.show()
-            code = err.exit_code
-        except click.ClickException as err:
-            typer.echo(f"error: {err.format_message().replace('Value error, ', '')} (see --help)", err=True)
-            code = err.exit_code
-        except typer.Abort:
-            typer.echo("interrupted", err=True)
-            code = 130
-        if not standalone_mode:
-            return code
-        sys.exit(code if isinstance(code, int) else 0)
-
+from cli_options import (  # noqa: E402  (options declared once, one-line errors)
+    BatchOpt, CompileOpt, Dataset, EpochsOpt, EvalOpt, EvalSizeOpt, Loss, LrOpt, Method, ModelOpt, NOpt,
+    Norm, OneLineErrors, Optimizer, PresetName, ProfileName, ProfileOpt, RandomStartOpt, STATE, Threat,
+    ThreatOpt, WandbOpt, _group, _plain, attack_options, data_options, errors, run_options,
+)
+from experiments import PROFILES, SECTIONS  # noqa: E402
 
 app = typer.Typer(help="trustlab: generalization and robustness experiments with ResNet18.", cls=OneLineErrors,
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-STATE = {"debug": bool(os.environ.get("TRUSTLAB_DEBUG"))}
-
-
-def _choices(name, values):  # a Typer choice type from a registry's names
-    return Enum(name, {v: v for v in values}, type=str)
-
-
-PresetName, ProfileName, Dataset = _choices("PresetName", SECTIONS), _choices("ProfileName", PROFILES), _choices("Dataset", DATASETS)
-Optimizer, Loss, Norm = _choices("Optimizer", OPTIMIZERS), _choices("Loss", LOSSES), _choices("Norm", NORMS)
-Method, Threat = _choices("Method", ATTACKS), _choices("Threat", THREATS)
 
 
 @app.callback()
 def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False):
     STATE["debug"] = STATE["debug"] or debug
-
-
-@contextmanager
-def errors():
-    """One line on stderr and a meaningful exit code, instead of a traceback."""
-    try:
-        yield
-    except TrustlabError as err:
-        if STATE["debug"]:
-            traceback.print_exc()
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(err.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130)
-    except (typer.Exit, typer.Abort):
-        raise
-    except Exception as err:  # an unexpected failure: still one line, traceback on --debug
-        if STATE["debug"]:
-            traceback.print_exc()
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        typer.echo(f"error: {type(err).__name__}: {first} (rerun with --debug for the traceback)", err=True)
-        raise typer.Exit(1)
-
-
-def _plain(options: dict) -> dict:
-    """Enum choices to their values, lists of them to tuples."""
-    value = lambda x: x.value if isinstance(x, Enum) else x  # noqa: E731
-    return {k: tuple(map(value, v)) if isinstance(v, list) else value(v) for k, v in options.items()}
-
-
-# ---------------------------------------------------------------- options, each declared once
-
-ProfileOpt = Annotated[ProfileName, typer.Option(help="Scale: paper (the study's), quick (CPU, ~30 min per question), smoke (CI), demo (embedded digits).")]
-DataRootOpt = Annotated[Path, typer.Option(help="Where datasets live (torchvision layout or <root>/<name>/{train,test}/<class>/).")]
-CacheDirOpt = Annotated[Path, typer.Option(help="Where decoded uint8 tensors are cached, so later runs start in seconds.")]
-OutOpt = Annotated[Optional[Path], typer.Option(help="Run folder to write; default results/<profile>/<preset>.")]
-SeedOpt = Annotated[int, typer.Option(help="Seeds python, numpy and torch; the same seed gives the same numbers.")]
-EpochsOpt = Annotated[Optional[int], typer.Option(help="Number of epochs (default: the preset's, capped by the profile).")]
-LrOpt = Annotated[Optional[float], typer.Option(help="Learning rate.")]
-EvalOpt = Annotated[Optional[list[Dataset]], typer.Option("--eval", help="Test set to evaluate on each epoch; repeat for several. Replaces the preset's test sets.")]
-EvalSizeOpt = Annotated[Optional[int], typer.Option(help="Evaluate on a stratified subset of this many test images (default: the profile's).")]
-DownloadOpt = Annotated[bool, typer.Option(help="Download missing datasets through torchvision.")]
-WandbOpt = Annotated[bool, typer.Option(help="Log to Weights & Biases (offline unless WANDB_MODE=online).")]
-ResumeOpt = Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.pt (saved after every epoch).")]
-OverwriteOpt = Annotated[bool, typer.Option(help="Train again even if the run folder holds a finished metrics.json.")]
-DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.")]
-DeterministicOpt = Annotated[bool, typer.Option(help="torch.use_deterministic_algorithms(True); slower, bit-reproducible.")]
-CompileOpt = Annotated[bool, typer.Option(help="torch.compile the training forward/backward (worth it on CUDA for long runs; the first epoch pays the compile time; off by default).")]
-# the evaluation commands
-ModelOpt = Annotated[Path, typer.Option("--model", help="A finished run folder (metrics.json + model.pt).")]
-ThreatOpt = Annotated[Threat, typer.Option(help="white-box (crafted on this model) or transfer (on --source).")]
-EpsOpt = Annotated[str, typer.Option(help="L-inf radius on the [0,1] pixel scale, e.g. 8/255 or 0.03.")]
-AlphaOpt = Annotated[str, typer.Option(help="PGD step size on the [0,1] pixel scale, e.g. 2/255.")]
-StepsOpt = Annotated[int, typer.Option(help="PGD iterations.")]
-RandomStartOpt = Annotated[bool, typer.Option(help="PGD: start from a uniform random point in the eps ball.")]
-PixelsOpt = Annotated[int, typer.Option(help="noise: white pixels (1.0 in every channel) per image.")]
-SourceOpt = Annotated[Optional[str], typer.Option(help="Transfer source: 'pretrained' (ImageNet ResNet18 before fine-tuning, the study's) or a run folder. Default: pretrained if the run used ImageNet weights, else the run its section names as transfer source (q2-baseline), beside it.")]
-NOpt = Annotated[Optional[int], typer.Option("--n", help="Evaluate on a stratified subset of this many test images.")]
-BatchOpt = Annotated[Optional[int], typer.Option(help="Evaluation batch size.")]
-
-
-def _group(*functions):
-    """Add the options of each function in `functions` (an option group, declared once) to a command
-    that takes them as **options."""
-    extra = [p for f in functions for p in inspect.signature(f, eval_str=True).parameters.values()]
-
-    def decorate(command):
-        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
-
-        @functools.wraps(command)
-        def wrapper(**kwargs):
-            return command(**kwargs)
-        wrapper.__signature__ = inspect.Signature(own + extra)
-        wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
-        return wrapper
-    return decorate
-
-
-def data_options(data_root: DataRootOpt = Path("data"), cache_dir: CacheDirOpt = Path("data/cache"),
-                 download: DownloadOpt = True, device: DeviceOpt = "auto"): ...
-
-
-def run_options(out: OutOpt = None, wandb: WandbOpt = True, resume: ResumeOpt = False,
-                overwrite: OverwriteOpt = False, deterministic: DeterministicOpt = False, seed: SeedOpt = 0): ...
-
-
-def attack_options(eps: EpsOpt = "8/255", alpha: AlphaOpt = "2/255", steps: StepsOpt = 10,
-                   noise_pixels: PixelsOpt = 20, source: SourceOpt = None, seed: SeedOpt = 0): ...
 
 
 def _train(command: str, options: dict) -> None:

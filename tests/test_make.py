@@ -55,7 +55,7 @@ def test_make_q1_smoke_end_to_end(tmp_path, data_root, weights_file):
         assert again["metrics"] == results[p]["metrics"], p
         assert [{k: v for k, v in h.items() if k != "seconds"} for h in again["history"]] == \
             [{k: v for k, v in h.items() if k != "seconds"} for h in results[p]["history"]]
-    assert sorted(p.name for p in (tmp_path / "par" / "smoke").iterdir()) == \
+    assert sorted(p.parent.name for p in (tmp_path / "par" / "smoke").glob("*/metrics.json")) == \
         sorted(sections + ["q1-reverse-unsupervised"])
     curve = [json.loads((tmp_path / "results" / "smoke" / "q1-finetune-curve" / f"samples-{n}" / "metrics.json")
                         .read_text()) for n in (25, 50)]
@@ -133,9 +133,14 @@ def test_make_reruns_only_what_changed(tmp_path):
 
     first = plan()
     assert len(first) == 8 + 2  # eight Q1 sections, two fine-tuning-curve points at smoke
-    for path in first:  # pretend every run finished, after its stamp was written
+    import os
+    import time
+
+    done_at = time.time()  # pretend every run finished together, after its stamp was written
+    for path in first:
         for stamp in (Path(path) / "stamps").iterdir():
             (Path(path) / stamp.name).write_text("{}")
+            os.utime(Path(path) / stamp.name, (done_at, done_at))
     assert plan() == set()
     (repo / "eval" / "report.py").write_text((repo / "eval" / "report.py").read_text() + "\n# a comment\n")
     assert plan() == set()  # a source edit plans nothing
