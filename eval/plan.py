@@ -1,7 +1,7 @@
 """What an evaluation of a finished run is, as data (no torch): the plan steps a section declares in
 experiments/, and the resolved Evaluation that eval/robustness.py runs.
 
-A plan step makes one results file beside the run's metrics.json:
+A plan step makes one results file beside the run's metrics.json; `specs` are the attacks it runs:
   AttackPlan -> robustness.json   (robust accuracy per method and threat model, eps sweep, example grid)
   KnnPlan    -> knn.json          (kNN accuracy on the 512-d features, clean and under one attack)
   UmapPlan   -> umap.json         (UMAP of clean and adversarial features, and its PNG)
@@ -30,6 +30,10 @@ class AttackPlan:
     file: str = "robustness.json"
     command: str = "attack"
 
+    @property
+    def specs(self) -> tuple[AttackSpec, ...]:
+        return self.attacks
+
 
 @dataclass(frozen=True)
 class KnnPlan:
@@ -38,12 +42,20 @@ class KnnPlan:
     file: str = "knn.json"
     command: str = "knn-eval"
 
+    @property
+    def specs(self) -> tuple[AttackSpec, ...]:
+        return (self.attack,) if self.attack else ()
+
 
 @dataclass(frozen=True)
 class UmapPlan:
     attack: AttackSpec = field(default_factory=AttackSpec)
     file: str = "umap.json"
     command: str = "umap"
+
+    @property
+    def specs(self) -> tuple[AttackSpec, ...]:
+        return (self.attack,)
 
 
 @dataclass

@@ -54,6 +54,16 @@ def _source(ev: Evaluation, cfg, specs, device):
     return Classifier(model.to(device)), desc
 
 
+def _attacked(clf, test, spec, source, keep: int = 0) -> tuple[dict, dict]:
+    """(the results row, evaluate's output) for one attack; a transfer attack is crafted on `source`,
+    a (classifier, description) pair from _source."""
+    transfer = spec.threat == "transfer"
+    res = evaluate(clf, test, spec, source[0] if transfer else None, seed=spec.seed, keep=keep)
+    row = {**spec.describe(), "source": source[1] if transfer else "the model itself",
+           "robust_acc": res["acc"], "n": res["n"]}
+    return row, res
+
+
 def _head(ev: Evaluation, results: dict, cfg) -> dict:
     return {"model": str(ev.model), "preset": results["preset"], "profile": results["profile"],
             "seed": results["seed"], "config": cfg.to_dict()}
@@ -64,14 +74,12 @@ def attack_run(ev: Evaluation, examples: int = 8) -> dict:
     out = Path(ev.out)
     ensure_dir(out.parent)
     results, cfg, model, target, test, described, _ = _setup(ev)
-    source_clf, source_desc = _source(ev, cfg, ev.attacks, test.device)
+    source = _source(ev, cfg, ev.attacks, test.device)
     clean = evaluate(target, test, keep=examples)
     rows, grids = [], []
     for spec in ev.attacks:
-        transfer = spec.threat == "transfer"
-        res = evaluate(target, test, spec, source_clf if transfer else None, seed=spec.seed, keep=examples)
-        rows.append({**spec.describe(), "source": source_desc if transfer else "the model itself",
-                     "robust_acc": res["acc"], "n": res["n"]})
+        row, res = _attacked(target, test, spec, source, keep=examples)
+        rows.append(row)
         grids.append((spec, res["examples"]))
         print(f"{results['preset']}: {spec.threat} {spec.method} eps {eps_label(spec.eps)}: "
               f"{res['acc']:.2f}% (clean {clean['acc']:.2f}%)")
@@ -129,12 +137,8 @@ def knn_run(ev: Evaluation) -> dict:
     clf = target if target.kind == "knn" and target.k == ev.k else Classifier(model, train_b, ev.k, knn=True)
     report = {**_head(ev, results, cfg), "k": ev.k, "train_points": len(train),
               "clean_acc": evaluate(clf, test)["acc"], "results": []}
-    source_clf, desc = _source(ev, cfg, ev.attacks, test.device)
-    for attack in ev.attacks:
-        transfer = attack.threat == "transfer"
-        res = evaluate(clf, test, attack, source_clf if transfer else None, seed=attack.seed)
-        report["results"].append({**attack.describe(), "source": desc if transfer else "the model itself",
-                                  "robust_acc": res["acc"], "n": res["n"]})
+    source = _source(ev, cfg, ev.attacks, test.device)
+    report["results"] = [_attacked(clf, test, attack, source)[0] for attack in ev.attacks]
     report["provenance"] = provenance(test.device, time.time() - started)
     write_json(ev.out, report)
     return to_jsonable(report)

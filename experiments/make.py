@@ -77,17 +77,18 @@ def _attack_flags(specs, option: str = "method") -> str:
 
 def _eval_command(plan, profile) -> tuple[str, dict]:
     """(command-line options, what the stamp records) for one evaluation step."""
+    recorded = {"attacks": [asdict(s) for s in plan.specs]}
     if isinstance(plan, AttackPlan):
-        flags = _attack_flags(plan.attacks)
+        flags = _attack_flags(plan.specs)
         if plan.eps_sweep:
             flags += " --eps-sweep " + ",".join(eps_label(e) for e in plan.eps_sweep)
-        return flags, {"attacks": [asdict(s) for s in plan.attacks], "eps_sweep": list(plan.eps_sweep)}
+        return flags, {**recorded, "eps_sweep": list(plan.eps_sweep)}
     if isinstance(plan, KnnPlan):
-        flags = f"--k {plan.k}" + (" " + _attack_flags([plan.attack], "attack") if plan.attack else "")
-        return flags, {"k": plan.k, "attacks": [asdict(plan.attack)] if plan.attack else []}
+        flags = f"--k {plan.k}" + (" " + _attack_flags(plan.specs, "attack") if plan.specs else "")
+        return flags, {"k": plan.k, **recorded}
     if isinstance(plan, UmapPlan):
-        flags = _attack_flags([plan.attack], "attack") + f" --max-points {profile.umap_points} $(WANDB_FLAG)"
-        return flags, {"attacks": [asdict(plan.attack)], "points": profile.umap_points}
+        flags = _attack_flags(plan.specs, "attack") + f" --max-points {profile.umap_points} $(WANDB_FLAG)"
+        return flags, {**recorded, "points": profile.umap_points}
     raise TypeError(f"unknown evaluation step {plan!r}")
 
 
@@ -116,10 +117,9 @@ def rules(profile: str, results: str, seed: int, seeds: list[int], pretrained: b
                 overrides = dict(seed=run_seed, pretrained=False if not pretrained else None, weights=weights)
                 if sec.kind == "finetune":
                     overrides.update(init_from=str(needs), finetune_samples=samples)
+                # the config of the model this folder trains, or (kind "none") of the run it evaluates
                 cfg = resolve_training(name if sec.kind != "none" else sec.needs, profile,
-                                       command="train" if sec.kind == "train" else "finetune-fc",
-                                       **overrides) if sec.kind != "none" else \
-                    resolve_training(sec.needs, profile, **overrides)
+                                       command="finetune-fc" if sec.kind == "finetune" else "train", **overrides)
                 if sec.kind != "none":
                     stamp = out / "stamps" / "metrics.json"
                     method = _jsonable(cfg.method())
@@ -142,8 +142,7 @@ def rules(profile: str, results: str, seed: int, seeds: list[int], pretrained: b
                     flags, recorded = _eval_command(plan, prof)
                     deps = [str(model / "metrics.json")]
                     src = None
-                    if any(a.threat == "transfer" for a in getattr(plan, "attacks", ()) or
-                           ([plan.attack] if getattr(plan, "attack", None) else [])):
+                    if any(a.threat == "transfer" for a in plan.specs):
                         src = source or transfer_source(model, cfg)
                         flags += f" --source {src}"
                         if src != "pretrained":

@@ -18,6 +18,17 @@ def test_profile_caps_epochs_and_never_adds_any():
     assert resolve("q1-reverse-supervised", "quick").epochs == 5  # min(quick's 5, the section's 10)
 
 
+def test_a_profile_with_more_epochs_than_a_section_does_not_add_any(monkeypatch):
+    from experiments import profiles
+    from experiments.profiles import Profile
+
+    long = Profile("long", "more epochs than any section", scale={"q1": dict(epochs=100), "q2": dict(epochs=100)})
+    monkeypatch.setitem(profiles.PROFILES, "long", long)
+    assert resolve("q1-baseline", "long").epochs == 15
+    assert resolve("q1-reverse-supervised", "long").epochs == 10
+    assert resolve("q2-circle", "long").epochs == 20
+
+
 def test_profile_scale_is_per_question_and_finetune_samples_only_for_finetuning():
     quick = resolve("q2-baseline", "quick")
     assert (quick.train_size, quick.eval_size, quick.image_size) == (10_000, 1000, 32)
@@ -117,8 +128,8 @@ def test_every_entry_is_consistent():
         assert sec.prose, name
         for plan in sec.evals:
             assert isinstance(plan, (AttackPlan, KnnPlan, UmapPlan))
-            specs = getattr(plan, "attacks", None) or [plan.attack]
-            _attack_flags(specs)  # each plan can be written as one CLI command
+            if plan.specs:
+                _attack_flags(plan.specs)  # each plan can be written as one CLI command
         if sec.kind != "none":
             for profile in PROFILES:
                 resolve(name, profile)
