@@ -163,3 +163,17 @@ def test_a_run_without_a_test_set_reads_not_evaluated(tmp_path):
           {"preset": "q1-reverse-unsupervised", "seed": 0, "roles": {}, "metrics": {"mnist_test_acc": 96.0}})
     line = row(write_report("quick", tmp_path).read_text(), "q1-reverse-unsupervised")
     assert line.split(" | ")[2] == "not evaluated" and "96.00 (n=1)" in line
+
+
+def test_a_section_run_with_its_change_undone_is_flagged_but_profile_scale_is_not(tmp_path):
+    build(tmp_path)
+    for seed in range(2):
+        write(tmp_path, "q1-pretrained", seed, "metrics.json",
+              {**q1_result("q1-pretrained", seed, 90.0, 50.0), "config": {"pretrained": False, "epochs": 5}})
+        write(tmp_path, "q2-circle", seed, "metrics.json",  # quick caps its 20 epochs at 10: scale, not method
+              {"preset": "q2-circle", "profile": "quick", "seed": seed, "metrics": {"cifar10_test_acc": 70.0},
+               "config": {"epochs": 10, "head": "none", "loss": "circle"}})
+    text = write_report("quick", tmp_path).read_text()
+    assert "q1-pretrained ran with pretrained=False where the section sets pretrained=True, so it is " \
+           "q1-baseline again by construction" in text
+    assert "q2-circle ran with" not in text
