@@ -272,6 +272,8 @@ def sweep_curve(root: Path, out_dir: Path, sec) -> list[str]:
     ax.errorbar([p for p, _ in points], [s[0] for _, s in points],
                 yerr=[s[1] if s[2] > 1 else 0 for _, s in points], marker="o", capsize=3)
     ax.set_xscale("log", base=2)
+    ax.set_xticks([p for p, _ in points], [str(p) for p, _ in points])  # ticks at the measured points
+    ax.minorticks_off()
     ax.set_xlabel("fc fine-tuning images")
     ax.set_ylabel(f"{_key(found[0], study, '')} test accuracy (%)")
     ax.set_title(f"{sec.name}: accuracy vs fine-tuning samples", fontsize=9)
