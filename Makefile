@@ -17,6 +17,8 @@ WEIGHTS ?=
 DOWNLOAD ?= 1
 WANDB ?= 1
 COMPILE ?= 0
+PRECISION ?=
+CHANNELS_LAST ?=
 EXTRA ?=
 RESULTS ?= results
 VENV ?= .venv
@@ -37,11 +39,14 @@ LAUNCH = $(if $(LAUNCHER),$(PYTHON) -m trainers.launcher --executor $(LAUNCHER) 
 # Build the virtual environment only when the default interpreter is in use.
 VENV_STAMP := $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/.installed)
 
+COMPUTE_FLAGS = $(if $(PRECISION),--precision $(PRECISION)) \
+	$(if $(filter 1,$(CHANNELS_LAST)),--channels-last,$(if $(filter 0,$(CHANNELS_LAST)),--no-channels-last))
 COMMON_FLAGS = --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) \
-	$(if $(filter 0,$(DOWNLOAD)),--no-download,--download) $(WANDB_FLAG) --overwrite $(EXTRA)
+	$(if $(filter 0,$(DOWNLOAD)),--no-download,--download) $(WANDB_FLAG) --overwrite $(COMPUTE_FLAGS) $(EXTRA)
 TRAIN_FLAGS = $(COMMON_FLAGS) $(if $(filter 0,$(PRETRAINED)),--no-pretrained) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
 	$(if $(filter 1,$(COMPILE)),--compile)
-EVAL_FLAGS = --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) $(if $(filter 0,$(DOWNLOAD)),--no-download,--download) $(EXTRA)
+EVAL_FLAGS = --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) $(if $(filter 0,$(DOWNLOAD)),--no-download,--download) \
+	$(COMPUTE_FLAGS) $(EXTRA)
 WANDB_FLAG = $(if $(filter 0,$(WANDB)),--no-wandb,--wandb)
 # Resume automatically when an interrupted run left a checkpoint.
 RESUME = $(if $(wildcard $(@D)/checkpoint.pt),--resume)
@@ -69,7 +74,7 @@ SECTIONS_q2 :=
 RUN_DIRS :=
 endif
 
-.PHONY: help venv test demo q1 q2 all report wandb-sync bench bench-gpu clean-results
+.PHONY: help venv test demo q1 q2 dg all report wandb-sync bench bench-gpu clean-results
 
 help: ## List the targets and variables
 	@echo "trustlab — make TARGET [PROFILE=paper|quick|smoke|demo] [DATA_ROOT=data] [SEED=0 | SEEDS=\"0 1 2\"] [PRETRAINED=0|1]"
@@ -77,6 +82,7 @@ help: ## List the targets and variables
 	@echo "sections (from experiments/sections.py):"
 	@$(BOOT_PYTHON) -m experiments.make --help-targets
 	@echo "variables: PROFILE DATA_ROOT CACHE_DIR RESULTS SEED SEEDS PRETRAINED WEIGHTS SOURCE DOWNLOAD WANDB COMPILE"
+	@echo "           PRECISION (auto|bf16|fp32) CHANNELS_LAST (1|0)"
 	@echo "           EXTRA (flags added to every command) GPUS LAUNCHER PARTITION GPUS_PER_JOB TIME DEMO_JOBS PYTHON"
 
 venv: $(VENV)/.installed ## Create .venv and install requirements.txt
@@ -98,9 +104,12 @@ demo: | $(VENV_STAMP) ## The study at demo scale on embedded digits, no download
 	$(MAKE) report PROFILE=demo
 	@echo "demo report: $(RESULTS)/demo/REPORT.md"
 
-all: q1 q2 ## Every section of the study
+all: q1 q2 dg ## Every section of the study, and the DG digits benchmark beyond it
 
 q1: $(SECTIONS_q1) ## Every Q1 section (generalization: SVHN -> MNIST)
+
+dg: $(SECTIONS_dg) ## The DG digits benchmark (MNIST-10K -> USPS, SVHN, MNIST-M, SYN; targets whose data is missing are skipped and named)
+	@$(PYTHON) -m experiments.make --profile '$(PROFILE)' --results '$(RESULTS)' --seed '$(SEED)' --seeds '$(SEEDS)' --skipped dg
 
 q2: $(SECTIONS_q2) ## Every Q2 section (robustness: CIFAR-10, FGSM/PGD, adversarial training, Circle Loss)
 

@@ -3,6 +3,7 @@ own. cli.py holds only the commands; each declares its options from here and cal
 import functools
 import inspect
 import os
+import signal
 import sys
 import traceback
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ class OneLineErrors(typer.core.TyperGroup):
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         from typer._click import exceptions as click  # Typer's own Click (typer>=0.29 vendors it)
 
+        previous = _term_is_interrupt()
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except click.NoArgsIsHelpError as err:  # no arguments at all: the help
@@ -38,12 +40,28 @@ class OneLineErrors(typer.core.TyperGroup):
         except typer.Abort:
             typer.echo("interrupted", err=True)
             code = 130
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
 
 
 STATE = {"debug": bool(os.environ.get("TRUSTLAB_DEBUG"))}
+
+
+def _term_is_interrupt():
+    """SIGTERM (a scheduler's or `kill`'s stop) ends any command as Ctrl-C does: locks released, no
+    partial results file, `interrupted` and exit 130. The training loop installs its own, gentler handler
+    (finish the step, keep the checkpoint) while it runs."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, stop)  # the previous handler, restored when the command ends
+    except ValueError:  # not the main thread (some test runners): leave signals alone
+        return None
 
 
 def _choices(name, values):  # a Typer choice type from a registry's names
@@ -53,6 +71,7 @@ def _choices(name, values):  # a Typer choice type from a registry's names
 PresetName, ProfileName, Dataset = _choices("PresetName", SECTIONS), _choices("ProfileName", PROFILES), _choices("Dataset", DATASETS)
 Optimizer, Loss, Norm = _choices("Optimizer", OPTIMIZERS), _choices("Loss", LOSSES), _choices("Norm", NORMS)
 Method, Threat = _choices("Method", ATTACKS), _choices("Threat", THREATS)
+Precision = _choices("Precision", ("auto", "bf16", "fp32"))
 
 
 @contextmanager
@@ -100,6 +119,8 @@ WandbOpt = Annotated[bool, typer.Option(help="Log to Weights & Biases (offline u
 ResumeOpt = Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.pt (saved after every epoch).")]
 OverwriteOpt = Annotated[bool, typer.Option(help="Train again even if the run folder holds a finished metrics.json.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.")]
+PrecisionOpt = Annotated[Optional[Precision], typer.Option(help="auto: bf16 autocast on CUDA, fp32 elsewhere; bf16: autocast on any device, the CPU included (the GPU's code paths, testable without a GPU); fp32: none. Evaluations default to the run's own.")]
+ChannelsLastOpt = Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format for the model and batches (default: on CUDA only; evaluations: the run's own).", show_default=False)]
 DeterministicOpt = Annotated[bool, typer.Option(help="torch.use_deterministic_algorithms(True); slower, bit-reproducible.")]
 CompileOpt = Annotated[bool, typer.Option(help="torch.compile the training forward/backward (worth it on CUDA for long runs; the first epoch pays the compile time; off by default).")]
 # the evaluation commands
@@ -133,7 +154,8 @@ def _group(*functions):
 
 
 def data_options(data_root: DataRootOpt = Path("data"), cache_dir: CacheDirOpt = Path("data/cache"),
-                 download: DownloadOpt = True, device: DeviceOpt = "auto"): ...
+                 download: DownloadOpt = True, device: DeviceOpt = "auto", precision: PrecisionOpt = None,
+                 channels_last: ChannelsLastOpt = None): ...
 
 
 def run_options(out: OutOpt = None, wandb: WandbOpt = True, resume: ResumeOpt = False,

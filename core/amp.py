@@ -1,21 +1,37 @@
-"""Mixed precision on CUDA only: bf16 autocast and channels_last, which are faster there; on the CPU
-they are slower here, so both stay off and the CPU path is plain fp32."""
+"""Precision and memory format, one choice per run (RunConfig.precision, RunConfig.channels_last).
+
+precision "auto": bf16 autocast on CUDA where the GPU supports it, plain fp32 elsewhere (on the CPU bf16
+is slower here); "bf16": bf16 autocast on any device, the CPU included (`torch.autocast("cpu",
+dtype=torch.bfloat16)`), so the GPU's code paths run, and are tested, without a GPU; "fp32": none.
+channels_last None: on CUDA only; True/False: everywhere/nowhere.
+"""
 from __future__ import annotations
 
 import contextlib
 
 import torch
 
-
-def use_amp(device: torch.device) -> bool:
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
-def autocast(device: torch.device):
-    if use_amp(device):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def use_amp(device: torch.device, precision: str = "auto") -> bool:
+    if precision == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return precision == "bf16"
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    if use_amp(device, precision):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def memory_format(device: torch.device):
-    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+def memory_format(device: torch.device, channels_last: bool | None = None):
+    on = device.type == "cuda" if channels_last is None else channels_last
+    return torch.channels_last if on else torch.contiguous_format
+
+
+def resolved(device: torch.device, precision: str = "auto", channels_last: bool | None = None) -> dict:
+    """What a run actually used, for its results file."""
+    return {"precision": "bf16" if use_amp(device, precision) else "fp32",
+            "channels_last": memory_format(device, channels_last) == torch.channels_last}

@@ -10,14 +10,15 @@ code change alters what a run computes, so Make reruns exactly the runs it affec
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
 from core.errors import UsageError
 
 # Fields that never change what a run computes (runtime and bookkeeping): left out of checkpoint checks.
-RUNTIME_FIELDS = ("device", "eval_batch_size", "deterministic", "compile", "profile")
+RUNTIME_FIELDS = ("device", "eval_batch_size", "deterministic", "compile", "profile", "precision", "channels_last")
 # Fields stored as tuples (JSON gives lists back).
-TUPLE_FIELDS = ("eval_on", "trainable", "input_mean", "input_std")
+TUPLE_FIELDS = ("eval_on", "trainable", "input_mean", "input_std", "optional_eval", "randconv_kernels")
 
 
 @dataclass
@@ -30,14 +31,21 @@ class RunConfig:
     # --- data ---
     train_on: str = "svhn"
     eval_on: tuple[str, ...] = ("svhn", "mnist")
-    train_size: int | None = None   # stratified subset of the train split; None = all of it
+    train_size: int | None = None   # subset of the train split (see train_take); None = all of it
+    train_take: str = "stratified"  # "stratified" subset, or the "first" train_size images (MNIST-10K)
+    optional_eval: tuple[str, ...] = ()  # eval sets skipped (and recorded) when their data is missing
     eval_size: int | None = None    # stratified subset of each test split; None = all of it
     val_size: int = 0               # held out of train by random_split (Q2: 10,000 of 50,000)
     data_seed: int = 0              # fixes the subsets and splits, so every preset sees the same data
     image_size: int | None = None   # resize on the device to this many pixels; None = native size
     augment: bool = False           # the study's augmentation set (loaders/augment.py)
     stand_ins: dict = field(default_factory=dict)  # study dataset -> the dataset standing in for it (demo)
+    randconv: bool = False          # RandConv (Xu et al. 2021), "mix" variant, on every training batch
+    randconv_views: int = 3         # augmented views per image; cross-entropy on the first
+    randconv_weight: float = 10.0   # weight of the consistency (KL to the views' mean) loss
+    randconv_kernels: tuple[int, ...] = (1, 3, 5, 7)  # kernel size drawn uniformly per view
     # --- model ---
+    arch: str = "resnet18"          # "digitnet": the DG digits benchmark's small ConvNet
     norm: str = "batch"             # "none" removes every BatchNorm
     dropout: float = 0.0            # before fc
     head: str = "fc"                # "none": fc removed, the model outputs its 512-d embedding
@@ -74,10 +82,17 @@ class RunConfig:
     eval_batch_size: int = 256
     deterministic: bool = False
     compile: bool = False           # torch.compile the training step (opt-in: CUDA; slower to start on CPU)
+    precision: str = "auto"         # auto (bf16 autocast on CUDA), bf16 (autocast on any device), fp32
+    channels_last: bool | None = None  # None: on CUDA only
 
     def validate(self) -> "RunConfig":
         """Ranges and combinations. Names (datasets, losses, ...) are checked against their registries
         by experiments.resolve."""
+        check_seed(self.seed)
+        check_seed(self.data_seed, "data-seed")
+        check_device(self.device)
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise UsageError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if not self.eval_on:
             raise UsageError("no eval set: give at least one --eval DATASET")
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -101,6 +116,15 @@ class RunConfig:
             raise UsageError(f"steps must be at least 1, got {self.attack_steps}")
         if self.knn_k < 1:
             raise UsageError(f"k must be at least 1, got {self.knn_k}")
+        if self.train_take not in ("stratified", "first"):
+            raise UsageError(f"train-take must be 'stratified' or 'first', got {self.train_take!r}")
+        if self.randconv and (self.randconv_views < 1 or not self.randconv_kernels
+                              or any(k < 1 or k % 2 == 0 for k in self.randconv_kernels)):
+            raise UsageError("randconv needs at least one view and odd kernel sizes of at least 1")
+        if self.randconv and self.head != "fc":
+            raise UsageError("randconv's consistency loss needs class logits: it goes with head 'fc' only")
+        if self.randconv and self.randconv_weight < 0:
+            raise UsageError(f"randconv weight must be at least 0, got {self.randconv_weight}")
         if (self.loss == "circle") != (self.head == "none"):
             raise UsageError("loss 'circle' goes with head 'none' (an embedding model), and only with it")
         return self
@@ -119,3 +143,21 @@ class RunConfig:
     def method(self) -> dict:
         """The fields that define what a checkpoint is a checkpoint of (scale and method, not runtime)."""
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
+
+MAX_SEED = 2**32 - 1  # numpy's seed range; torch's and Python's are wider
+
+
+def check_seed(seed: int, name: str = "seed") -> int:
+    if not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"{name} must be an integer from 0 to {MAX_SEED}, got {seed}")
+    return seed
+
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(name: str) -> str:
+    if not isinstance(name, str) or not _DEVICE.fullmatch(name):
+        raise UsageError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    return name

@@ -37,6 +37,13 @@ class Dist:
             td.barrier()
 
 
+def rank() -> int:
+    """This process's rank before the process group exists (0 outside torchrun)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    return int(os.environ["RANK"])
+
+
 def setup(device_name: str = "auto") -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:

@@ -17,6 +17,18 @@ class RunFailure(TrustlabError):
     exit_code = 1
 
 
+class DataMissing(RunFailure):
+    """A dataset's files are not where any source looks (the message names every path)."""
+
+
+class DownloadFailed(DataMissing):
+    """The files are not there and the download failed (offline, server down)."""
+
+
+class DataRootMissing(UsageError, DataMissing):
+    """The data root itself does not exist: a usage error (exit 2), and for an optional target, missing data."""
+
+
 def require(condition: bool, message: str) -> None:
     """Raise UsageError(message) unless condition holds."""
     if not condition:

@@ -9,8 +9,13 @@ import json
 import math
 import os
 import pickle
+import socket
+import sys
 import tempfile
+import time
+import warnings
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,20 +35,101 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc/self/status), else set and restored."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call write(tmp_path), then rename tmp_path to path. The temp file is removed on failure."""
+    """Call write(tmp_path), then rename tmp_path to path. The temp file is removed on failure.
+    The file gets the mode any other file would (0666 less the umask), not mkstemp's private 0600."""
     path = Path(path)
     ensure_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+class LockBusy(RunFailure):
+    """Another live process holds the lock."""
+
+
+def clean_partial(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files an interrupted atomic_write of `path` left behind (call it only while
+    holding the lock that makes you the one writer of `path`)."""
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
+# ---------------------------------------------------------------- one writer at a time
+
+def _owner(lock: Path) -> dict | None:
+    try:
+        owner = json.loads(lock.read_text())
+        return owner if isinstance(owner, dict) and isinstance(owner.get("pid"), int) else None
+    except (OSError, ValueError):
+        return None
+
+
+@contextmanager
+def exclusive(lock: str | os.PathLike, what: str):
+    """Hold `lock` while the block runs: an flock on the lock file (the kernel drops it when its process
+    dies, however it dies; NFS forwards it to the server), with the owner's pid and host written inside
+    for messages. A second writer stops with a one-line LockBusy naming the owner. A lock file left by a
+    process that died holding it is reported on stderr and taken over."""
+    import fcntl
+
+    lock = Path(lock)
+    ensure_dir(lock.parent)
+    for _ in range(5):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            owner = _owner(lock) or {}
+            raise LockBusy(f"{what} is in use by pid {owner.get('pid', '?')} on {owner.get('host', '?')} "
+                           f"(lock {lock}); wait for it to finish") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder released (and removed) the file between our open and our lock: again
+    else:
+        raise LockBusy(f"{what}: the lock {lock} keeps changing hands; try again")
+    stale = _owner(lock)
+    if stale:
+        print(f"warning: taking over the stale lock {lock} (pid {stale['pid']} on {stale.get('host')} died "
+              "holding it)", file=sys.stderr)
+    me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, me.encode(), 0)
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)  # removed while still held, so no one locks a file about to vanish
+        os.close(fd)
 
 
 def _json_default(obj: Any):
@@ -113,7 +199,9 @@ def load_torch(path: str | os.PathLike, what: str = "file") -> Any:
     if not path.is_file():
         raise UsageError(f"{what} not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # the refusal below is the one line a user sees, not torch's advice
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise RunFailure(
             f"{what} {path} holds pickled Python objects (a whole model?), which are refused for safety; "

@@ -14,13 +14,12 @@ def accuracy(classifier, batches: Batches, attack=None, source=None, seed: int =
 
 def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int = 0, keep: int = 0) -> dict:
     from attacks.registry import run_attack
-    from core.amp import autocast
 
     correct = torch.zeros((), dtype=torch.int64, device=batches.device)
     kept = {}
     crafted_on = (source or classifier).logits_model
     for i, (x, y) in enumerate(batches.epoch()):
-        with autocast(batches.device):  # the training step's precision (bf16 on CUDA, fp32 on CPU)
+        with batches.autocast():  # the run's precision (auto: bf16 on CUDA, fp32 on CPU)
             if attack is not None:
                 g = torch.Generator(device=x.device).manual_seed(seed * 1_000_003 + i)
                 x = run_attack(attack, crafted_on, x, y, generator=g).float()

@@ -25,7 +25,8 @@ def embed(model: nn.Module, batches: Batches) -> tuple[torch.Tensor, torch.Tenso
     model.eval()
     feats, labels = [], []
     for x, y in batches.epoch():
-        feats.append(model.features(x).float())
+        with batches.autocast():
+            feats.append(model.features(x).float())
         labels.append(y)
     model.train(was_training)
     return torch.cat(feats), torch.cat(labels)

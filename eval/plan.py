@@ -76,3 +76,5 @@ class Evaluation:
     device: str = "auto"
     batch_size: int | None = None
     wandb: bool = False
+    precision: str | None = None         # None: the run's own (RunConfig.precision)
+    channels_last: bool | None = None    # None: the run's own

@@ -19,10 +19,24 @@ TRANSFER_GAP = 20.0     # points between transfer and white-box robustness worth
 # ---------------------------------------------------------------- reading results
 
 def _load(path: Path) -> dict | None:
+    """A results file's contents; None if there is none. A file that is there but unreadable is an error
+    naming it, never "not run"."""
+    from core.errors import RunFailure
+
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        text = path.read_text()
+    except FileNotFoundError:
         return None
+    except OSError as err:
+        raise RunFailure(f"results file {path} cannot be read ({err.strerror})") from err
+    try:
+        found = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RunFailure(f"results file {path} is corrupt ({err.msg} at line {err.lineno}); "
+                         "delete it, or rerun its section") from err
+    if not isinstance(found, dict):
+        raise RunFailure(f"results file {path} holds a {type(found).__name__}, not a results object")
+    return found
 
 
 def runs(root: Path, preset: str, name: str = "metrics.json") -> list[dict]:
@@ -131,9 +145,13 @@ def build_report(root: Path, profile, sections: dict, questions: dict, out: Path
                       "expect lower numbers than the study's full-scale runs."]
     for q in questions.values():
         secs = {n: s for n, s in sections.items() if s.question == q.name}
-        table = _domains if q.layout == "domains" else _robustness
-        scaled = set(profile.scale.get(q.name, {})) | {"train_on", "eval_on"}  # differ by profile, not by method
-        lines += ["", f"## {q.title}", "", q.intro] + table(root, q, secs, sections, scaled)
+        scaled = {k for key, v in profile.scale.items() if key.split(":")[0] == q.name for k in v}
+        scaled |= {"train_on", "eval_on"}  # differ by profile, not by method
+        if q.layout == "targets":
+            table = _targets(root, q, secs, sections, scaled, out_dir)
+        else:
+            table = (_domains if q.layout == "domains" else _robustness)(root, q, secs, sections, scaled)
+        lines += ["", f"## {q.title}", "", q.intro] + table
         lines += _sections(root, out_dir, secs)
     return "\n".join(lines) + "\n"
 
@@ -182,6 +200,122 @@ def _domains(root: Path, q, secs: dict, sections: dict, scaled: set) -> list[str
                                                         for d, label in q.datasets], q.rerun)
         flags += _changed_but_not_run(name, sec, rs, sections, scaled)
     return lines + ["", "### Honesty checks", ""] + (flags or ["- nothing to compare yet"])
+
+
+def wilson(acc: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval (in %) of an accuracy of acc % measured on n test images."""
+    p = acc / 100
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, 100 * (centre - half)), min(100.0, 100 * (centre + half))
+
+
+def _test_n(rs: list[dict], dataset: str) -> int | None:
+    sizes = {r.get("datasets", {}).get(f"{_key(r, dataset, '')}_test", {}).get("size") for r in rs}
+    sizes.discard(None)
+    sizes.discard(0)
+    return min(sizes) if sizes else None
+
+
+def _with_n(rs: list[dict], s, n: int | None) -> str:
+    """ours ± seed std, the test-set size and the 95% Wilson interval of the mean."""
+    if s is None:
+        return _cell(rs, s)
+    if n is None:
+        return fmt(s)
+    lo, hi = wilson(s[0], n)  # every seed is tested on the same images: the test set's n, not n x seeds
+    return f"{fmt(s)}, {n:,} imgs, 95% [{lo:.1f}, {hi:.1f}]"
+
+
+def difference_noise(a, b, n_a: int, n_b: int) -> float:
+    """Points a difference of two mean accuracies must exceed to be beyond noise: the larger of the seed
+    spread (NOISE_SIGMAS pooled std, with two seeds or more on both sides) and the test sets' 95% binomial
+    interval of the difference."""
+    pa, pb = a[0] / 100, b[0] / 100
+    binomial = 196 * math.sqrt(pa * (1 - pa) / n_a + pb * (1 - pb) / n_b)
+    seeds = NOISE_SIGMAS * math.sqrt((a[1] ** 2 + b[1] ** 2) / 2) if a[2] > 1 and b[2] > 1 else 0.0
+    return max(binomial, seeds)
+
+
+def _targets(root: Path, q, secs: dict, sections: dict, scaled: set, out_dir: Path | None = None) -> list[str]:
+    """Per-target test accuracy (the first dataset is the source) and the average over the targets present,
+    beside the published rows; each method's gain over the section it compares to, judged against noise."""
+    source, targets = q.datasets[0], q.datasets[1:]
+    heads = f"{source[1]} ours | " + " | ".join(f"{label} published | {label} ours" for _, label in targets)
+    lines = ["", f"| section | {heads} | average published | average ours (targets present) |",
+             "|---|---|" + "---|---|" * len(targets) + "---|---|"]
+    loaded = {n: runs(root, s.name) for n, s in _table_rows(secs).items()}
+    flags, bars = [], {}
+    for name, rs in loaded.items():
+        sec, ref = secs[name], secs[name].reference
+        accs = {d: _metric(rs, d, "_test_acc") for d, _ in q.datasets}
+        ns = {d: _test_n(rs, d) for d, _ in q.datasets}
+        present = [d for d, _ in targets if accs[d] is not None]
+        avg = stats([sum(r["metrics"][_key(r, d, "_test_acc")] for d in present) / len(present)
+                     for r in rs if all(_key(r, d, "_test_acc") in r["metrics"] for d in present)]) if present else None
+        cells = " | ".join(f"{ref_cell(ref.get(f'{d}_test_acc'))} | "
+                           + ("skipped (data missing)" if rs and accs[d] is None and _skipped(rs, d)
+                              else _with_n(rs, accs[d], ns[d])) for d, _ in targets)
+        pub_avg = ref_cell(ref.get("average_test_acc"))  # as published, over all four targets
+        avg_cell = f"{fmt(avg)} over {', '.join(present)}" if avg else _cell(rs, avg)
+        lines.append(f"| {name} | {_with_n(rs, accs[source[0]], ns[source[0]])} | {cells} | {pub_avg} | {avg_cell} |")
+        if any(accs[d] is not None for d, _ in q.datasets):
+            bars[name] = {d: (accs[d], ns[d]) for d, _ in q.datasets if accs[d] is not None}
+        base = loaded.get(sec.compare_to)
+        if base and rs:
+            for d, label in q.datasets:
+                ours, theirs = accs[d], _metric(base, d, "_test_acc")
+                n_a, n_b = ns[d], _test_n(base, d)
+                if ours is None or theirs is None or not n_a or not n_b:
+                    continue
+                gain, noise = ours[0] - theirs[0], difference_noise(ours, theirs, n_a, n_b)
+                verdict = "**beyond noise**" if abs(gain) > noise else "within noise"
+                seeds = f"{min(ours[2], theirs[2])} seed(s)"
+                flags.append(f"- {name} vs {sec.compare_to} on {label}: {gain:+.2f} points, {verdict} (noise ±{noise:.2f}: "
+                             f"the larger of the seed spread and the 95% binomial interval of {n_a:,} and {n_b:,} "
+                             f"test images; {seeds}).")
+        flags += _changed_but_not_run(name, sec, rs, sections, scaled)
+    if out_dir is not None and bars:
+        lines += ["", _target_bars(bars, q, secs, out_dir)]
+    return lines + ["", "### Honesty checks", ""] + (flags or ["- nothing to compare yet"])
+
+
+def _skipped(rs: list[dict], dataset: str) -> bool:
+    return any("skipped" in r.get("datasets", {}).get(f"{dataset}_test", {}) for r in rs)
+
+
+def _target_bars(bars: dict, q, secs: dict, out_dir: Path) -> str:
+    """Grouped bars: accuracy per dataset (source first) for every method, error bars the seed std (or the
+    95% Wilson half-width with one seed); the published numbers as black ticks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from core.io import save_figure
+
+    datasets = [(d, label) for d, label in q.datasets if any(d in b for b in bars.values())]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(datasets), 3.6))
+    width = 0.8 / len(bars)
+    for i, (name, accs) in enumerate(bars.items()):
+        xs, ys, errs = [], [], []
+        for j, (d, _) in enumerate(datasets):
+            if d in accs:
+                (mean, std, seeds), n = accs[d]
+                xs.append(j + (i - (len(bars) - 1) / 2) * width)
+                ys.append(mean)
+                errs.append(std if seeds > 1 else (wilson(mean, n)[1] - mean if n else 0))
+            ref = secs[name].reference.get(f"{d}_test_acc")
+            if ref is not None and d in accs:
+                ax.plot([xs[-1] - width / 2, xs[-1] + width / 2], [ref, ref], color="black", lw=1.5)
+        ax.bar(xs, ys, width, yerr=errs, capsize=2, label=name)
+    ax.set_xticks(range(len(datasets)), [label for _, label in datasets])
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{q.title.split('·')[-1].strip()}\naccuracy per domain; black ticks: published", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    save_figure(out_dir / f"{q.name}-targets.png", fig)
+    return f"![{q.name}: accuracy per domain]({q.name}-targets.png)"
 
 
 ROBUST_COLUMNS = [(t, m) for t in ("white-box", "transfer") for m in ("fgsm", "pgd")]
@@ -314,8 +448,12 @@ def _seeds_and_figures(root: Path, out_dir: Path, name: str, rs: list[dict]) -> 
 def write_report(profile, sections: dict, questions: dict, results_root: str | Path = "results",
                  out: str | Path | None = None) -> Path:
     """REPORT.md for `profile` (a Profile) over `sections` and `questions` (experiments' entries)."""
+    from core.errors import UsageError
     from core.io import atomic_write
 
+    if not Path(results_root).is_dir():
+        raise UsageError(f"results root {results_root} does not exist (pass --results, the folder holding "
+                         "<profile>/<section>/ run folders)")
     root = Path(results_root) / profile.name
     out = Path(out) if out else root / "REPORT.md"
     text = build_report(root, profile, sections, questions, out)

@@ -9,8 +9,11 @@ Each function takes one resolved Evaluation (eval/plan.py); experiments/ decides
 """
 from __future__ import annotations
 
+import functools
+import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,14 +21,78 @@ import torch
 
 from attacks.base import eps_label
 from core.errors import UsageError
-from core.io import ensure_dir, save_torch, to_jsonable, write_json
+from core.io import clean_partial, ensure_dir, exclusive, save_torch, to_jsonable, write_json
+from core.amp import memory_format, resolved
 from core.provenance import provenance
 from eval.accuracy import evaluate
 from eval.classify import Classifier
-from eval.plan import Evaluation
+from eval.plan import AttackPlan, Evaluation, KnnPlan, UmapPlan
 from loaders.batches import Batches
 from loaders.datasets import stratified_subset
-from runs import load_run, pick_device, prepare_data, source_model
+from runs import RUN_FILES, load_run, pick_device, prepare_data, source_model
+
+
+# ---------------------------------------------------------------- the files an evaluation writes
+
+_DEFAULT_FILE = {"attack": AttackPlan.file, "knn": KnnPlan.file, "umap": UmapPlan.file}
+
+
+def outputs(kind: str, out: str | Path) -> list[Path]:
+    """Every file an evaluation of `kind` writes for the results file `out` (figures beside it)."""
+    out = Path(out)
+    stem = out.with_suffix("")
+    if kind == "attack":
+        return [out, Path(f"{stem}-examples.pt"), Path(f"{stem}-examples.png"), Path(f"{stem}-eps.png")]
+    return [out, out.with_suffix(".png")] if kind == "umap" else [out]
+
+
+def check_outputs(ev: Evaluation) -> None:
+    """Refuse, before any work, an --out that is a folder, or that would write over a run's own files,
+    another evaluation's files, or a file that is not this evaluation's results."""
+    out = Path(ev.out)
+    default = _DEFAULT_FILE[ev.kind]
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; name a results file, e.g. {out / default}")
+    others = {p.name for kind, file in _DEFAULT_FILE.items() if kind != ev.kind for p in outputs(kind, file)}
+    for path in outputs(ev.kind, out):
+        if path.name in RUN_FILES or path.name in others:
+            raise UsageError(f"--out {out} would write over {path}, which "
+                             + ("a training run writes" if path.name in RUN_FILES else "another evaluation writes")
+                             + f"; choose another name (default {default})")
+    if out.suffix != ".json":
+        raise UsageError(f"--out {out} must name a .json results file")
+    if out.is_file():
+        try:
+            previous = json.loads(out.read_text())
+        except (OSError, ValueError):
+            previous = None
+        ours = isinstance(previous, dict) and (previous.get("evaluation") == ev.kind
+                                               or ("evaluation" not in previous and out.name == default))
+        if not ours:
+            raise UsageError(f"--out {out} exists and is not a results file of this evaluation ({ev.kind}); "
+                             "it is left alone: choose another name")
+
+
+@contextmanager
+def claimed(ev: Evaluation):
+    """check_outputs, then hold the results file's lock while the evaluation runs (one writer at a time),
+    and clear what an interrupted earlier write of these files left behind."""
+    check_outputs(ev)
+    out = Path(ev.out)
+    with exclusive(ensure_dir(out.parent) / f".{out.name}.lock", f"results file {out}"):
+        check_outputs(ev)  # again, now that no other evaluation can write these files meanwhile
+        for path in outputs(ev.kind, out):
+            clean_partial(path)
+        yield out
+
+
+def _one_writer(run):
+    """The evaluation runs only after claimed(ev): outputs checked, the results file's lock held."""
+    @functools.wraps(run)
+    def wrapped(ev: Evaluation, *args, **kwargs):
+        with claimed(ev):
+            return run(ev, *args, **kwargs)
+    return wrapped
 
 
 def _setup(ev: Evaluation):
@@ -37,11 +104,18 @@ def _setup(ev: Evaluation):
         if ev.n < 1:
             raise UsageError(f"n must be at least 1, got {ev.n}")
         test = stratified_subset(test, ev.n, cfg.data_seed)
-    model = model.to(device)
+    cfg.precision = ev.precision or cfg.precision  # the run's own, unless the evaluation says otherwise
+    cfg.channels_last = cfg.channels_last if ev.channels_last is None else ev.channels_last
+    model = model.to(device, memory_format=memory_format(device, cfg.channels_last))
     size, bs = cfg.image_size, ev.batch_size or cfg.eval_batch_size
-    knn_train = Batches(train, bs, device, image_size=size) if cfg.head == "none" else None
-    return (results, cfg, model, Classifier(model, knn_train, cfg.knn_k), Batches(test, bs, device, image_size=size),
+    computing = dict(image_size=size, precision=cfg.precision, channels_last=cfg.channels_last)
+    knn_train = Batches(train, bs, device, **computing) if cfg.head == "none" else None
+    return (results, cfg, model, Classifier(model, knn_train, cfg.knn_k), Batches(test, bs, device, **computing),
             described, train)
+
+
+def _provenance(test: Batches, started: float) -> dict:
+    return {**provenance(test.device, time.time() - started), **resolved(test.device, test.precision, test.channels_last)}
 
 
 def _source(ev: Evaluation, cfg, specs, device):
@@ -65,14 +139,14 @@ def _attacked(clf, test, spec, source, keep: int = 0) -> tuple[dict, dict]:
 
 
 def _head(ev: Evaluation, results: dict, cfg) -> dict:
-    return {"model": str(ev.model), "preset": results["preset"], "profile": results["profile"],
+    return {"evaluation": ev.kind, "model": str(ev.model), "preset": results["preset"], "profile": results["profile"],
             "seed": results["seed"], "config": cfg.to_dict()}
 
 
+@_one_writer
 def attack_run(ev: Evaluation, examples: int = 8) -> dict:
     started = time.time()
     out = Path(ev.out)
-    ensure_dir(out.parent)
     results, cfg, model, target, test, described, _ = _setup(ev)
     source = _source(ev, cfg, ev.attacks, test.device)
     clean = evaluate(target, test, keep=examples)
@@ -93,7 +167,7 @@ def attack_run(ev: Evaluation, examples: int = 8) -> dict:
         **_head(ev, results, cfg), "prediction": target.kind,
         "test": described[f"{cfg.eval_on[0]}_test"] | {"n": clean["n"]},
         "clean_acc": clean["acc"], "results": rows, "eps_sweep": sweep,
-        "provenance": provenance(test.device, time.time() - started),
+        "provenance": _provenance(test, started),
     })
     _figures(out, report, clean, grids, cfg, target)
     write_json(out, report)  # last: its presence marks a finished evaluation
@@ -126,11 +200,13 @@ def _figures(out: Path, report: dict, clean: dict, grids: list, cfg, target) -> 
                   title=f"{report['preset']}: white-box {report['eps_sweep'][0]['method']}, robust accuracy vs eps")
 
 
+@_one_writer
 def knn_run(ev: Evaluation) -> dict:
     """Clean (and adversarial) kNN accuracy on the 512-d features, fitted on the train embeddings."""
     started = time.time()
     results, cfg, model, target, test, described, train = _setup(ev)
-    train_b = Batches(train, test.batch_size, test.device, image_size=cfg.image_size)
+    train_b = Batches(train, test.batch_size, test.device, image_size=cfg.image_size, precision=test.precision,
+                      channels_last=test.channels_last)
     if ev.k > len(train):
         raise UsageError(f"k={ev.k} is larger than the number of training points ({len(train)})")
     # an embedding model's classifier from _setup already holds the train embeddings: reuse it when k agrees
@@ -139,11 +215,12 @@ def knn_run(ev: Evaluation) -> dict:
               "clean_acc": evaluate(clf, test)["acc"], "results": []}
     source = _source(ev, cfg, ev.attacks, test.device)
     report["results"] = [_attacked(clf, test, attack, source)[0] for attack in ev.attacks]
-    report["provenance"] = provenance(test.device, time.time() - started)
+    report["provenance"] = _provenance(test, started)
     write_json(ev.out, report)
     return to_jsonable(report)
 
 
+@_one_writer
 def umap_run(ev: Evaluation, n_neighbors: int = 10, min_dist: float = 0.3, random_state: int = 42) -> dict:
     """UMAP of the 512-d pooled features: fitted once on clean test features; the adversarial
     features are placed into that same map with transform()."""
@@ -159,8 +236,9 @@ def umap_run(ev: Evaluation, n_neighbors: int = 10, min_dist: float = 0.3, rando
 
     for i, (x, y) in enumerate(test.epoch()):
         g = torch.Generator(device=x.device).manual_seed(attack.seed * 1_000_003 + i)
-        x_adv = run_attack(attack, crafted_on, x, y, generator=g)
-        with torch.no_grad():
+        with test.autocast():
+            x_adv = run_attack(attack, crafted_on, x, y, generator=g).float()
+        with torch.no_grad(), test.autocast():
             clean_f.append(model.features(x).float().cpu())
             adv_f.append(model.features(x_adv).float().cpu())
         labels.append(y.cpu())
@@ -175,7 +253,7 @@ def umap_run(ev: Evaluation, n_neighbors: int = 10, min_dist: float = 0.3, rando
                  "points": len(labels)},
         "labels": labels.tolist(), "clean": {"xy": mapper.embedding_.tolist()},
         "adversarial": {"xy": mapper.transform(adv_f).tolist()},
-        "provenance": provenance(test.device, time.time() - started),
+        "provenance": _provenance(test, started),
     })
     from eval.figures import class_names, umap_pair
 

@@ -23,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from attacks.base import eps_label
+from core.config import RunConfig
 from core.errors import TrustlabError
 from eval.plan import AttackPlan, KnnPlan, UmapPlan
 from experiments.profiles import PROFILES
@@ -33,16 +34,16 @@ EVAL_VERSION = 1  # bump when a change to eval/ alters the numbers an evaluation
 
 
 def _write_if_changed(path: Path, text: str, results: Path | None = None, same_as_results=None) -> None:
-    """Write text to path unless it already holds it. A new stamp for a results file that was made
-    with this very config is dated before that file, so existing results are not redone."""
+    """Write text to path unless it already holds it. A new or changed stamp for a results file that was
+    made with this very config is dated before that file, so existing results are not redone (a field that
+    a newer trustlab added, at its default value, changes the stamp's text but not the results)."""
     if path.is_file() and path.read_text() == text:
         return
-    new = not path.is_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-    if new and results is not None and results.is_file() and same_as_results is not None:
+    if results is not None and results.is_file() and same_as_results is not None:
         try:
             if same_as_results(json.loads(results.read_text())):
                 old = results.stat().st_mtime - 1
@@ -53,6 +54,10 @@ def _write_if_changed(path: Path, text: str, results: Path | None = None, same_a
 
 def _jsonable(obj):
     return json.loads(json.dumps(obj, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+
+
+# RunConfig's defaults: what a results file written before a field existed implies for that field.
+_DEFAULTS = _jsonable(RunConfig().method())
 
 
 def _flags(pairs) -> str:
@@ -126,7 +131,7 @@ def rules(profile: str, results: str, seed: int, seeds: list[int], pretrained: b
                     _write_if_changed(stamp, json.dumps({"config": method, "extra": extra}, indent=1),
                                       out / "metrics.json",
                                       lambda r, m=method: not extra and _jsonable(
-                                          {k: v for k, v in r["config"].items() if k in m}) == m)
+                                          {k: r["config"].get(k, _DEFAULTS.get(k)) for k in m}) == m)
                     deps = [str(stamp)] + ([str(needs / "metrics.json")] if sec.kind == "finetune" else [])
                     files.append(str(out / "metrics.json"))
                     lines.append(f"{out}/metrics.json: {' '.join(deps)} | $(VENV_STAMP)")
@@ -177,6 +182,29 @@ def help_lines() -> str:
     return "\n".join(out)
 
 
+def skipped_lines(question: str, profile: str, results: str) -> list[str]:
+    """After `make dg`: which targets each section's runs skipped because their data is missing."""
+    lines = []
+    for name, sec in SECTIONS.items():
+        if sec.question != question:
+            continue
+        for path in sorted((Path(results) / profile / name).glob("**/metrics.json")):
+            try:
+                datasets = json.loads(path.read_text()).get("datasets", {})
+            except (OSError, ValueError):
+                continue
+            skipped = {v["dataset"]: v["skipped"] for v in datasets.values() if isinstance(v, dict) and "skipped" in v}
+            ran = [v["dataset"] for k, v in datasets.items() if k.endswith("_test") and "skipped" not in v]
+            line = f"{path.parent}: tested on {', '.join(ran) or 'nothing'}"
+            if skipped:
+                line += f"; skipped (data missing): {', '.join(skipped)}"
+            lines.append(line)
+    missing = sorted({d for line in lines if "skipped" in line for d in line.split("skipped (data missing): ")[1].split(", ")})
+    if missing:
+        lines.append(f"targets skipped for missing data: {', '.join(missing)} (see README, Data, for where to get them)")
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--help-targets", action="store_true", help="print the section targets for `make help`")
@@ -189,7 +217,11 @@ def main(argv=None) -> int:
     ap.add_argument("--source", default="", help="transfer source for every section (Make's SOURCE)")
     ap.add_argument("--extra", default="", help="Make's EXTRA flags (recorded in every stamp)")
     ap.add_argument("--out-dir", help="write the fragment here, named by its content's hash, and print its path")
+    ap.add_argument("--skipped", metavar="QUESTION", help="list the targets the question's runs skipped for missing data")
     args = ap.parse_args(argv)
+    if args.skipped:
+        print("\n".join(skipped_lines(args.skipped, args.profile, args.results)) or f"{args.skipped}: no runs yet")
+        return 0
     if args.help_targets:
         print(help_lines())
         return 0

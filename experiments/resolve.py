@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from attacks import ATTACKS, THREATS, AttackSpec, parse_eps
-from core.config import RunConfig
+from core.config import RunConfig, check_device, check_seed
 from core.errors import UsageError
 from eval.plan import AttackPlan, Evaluation, KnnPlan, UmapPlan
 from experiments.profiles import PROFILES
 from experiments.sections import SECTIONS
 from loaders import DATASETS
 from losses import LOSSES
-from models import HEADS, NORMS
+from models import ARCHS, HEADS, NORMS
 
 OPTIMIZERS = ("sgd", "adam")  # trainers/loop.py build_optimizer
 
@@ -32,6 +32,9 @@ def check_names(cfg: RunConfig) -> RunConfig:
     _check_name("optimizer", cfg.optimizer, OPTIMIZERS)
     _check_name("loss", cfg.loss, LOSSES)
     _check_name("norm", cfg.norm, NORMS)
+    _check_name("architecture", cfg.arch, ARCHS)
+    for name in cfg.optional_eval:
+        _check_name("dataset", name, DATASETS)
     _check_name("head", cfg.head, HEADS)
     _check_name("attack method", cfg.adv_method, ATTACKS)
     if cfg.val_attack is not None:
@@ -46,7 +49,8 @@ def resolve(preset: str, profile: str = "paper", **overrides: Any) -> RunConfig:
     _check_name("profile", profile, PROFILES)
     section, prof = SECTIONS[preset], PROFILES[profile]
     values = dict(section.overrides)
-    for key, value in prof.scale.get(section.question, {}).items():
+    arch = values.get("arch", RunConfig.arch)  # a question's scale, or its architecture-specific one
+    for key, value in prof.scale.get(f"{section.question}:{arch}", prof.scale.get(section.question, {})).items():
         if key == "epochs":
             value = min(value, values.get("epochs", RunConfig.epochs))
         if key == "finetune_samples" and "finetune_samples" not in values:
@@ -133,6 +137,8 @@ def resolve_evaluation(kind: str, *, model, out=None, methods=(), threats=("whit
     parsed on the pixel scale, the results file next to the run unless `out` says otherwise, and the
     transfer source defaulted as transfer_source() says."""
     _check_name("evaluation", kind, KINDS)
+    check_seed(seed)
+    check_device(runtime.get("device", "auto"))
     for t in threats:
         _check_name("threat model", t, THREATS)
     specs = [AttackSpec(method=m, eps=parse_eps(eps), alpha=parse_eps(alpha, "alpha"), steps=steps,

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.amp import autocast, memory_format
 from loaders.datasets import ImageSet
 
 DEVICE_MEMORY_FRACTION = 0.25  # move a dataset to the GPU only if it takes under this share of memory
@@ -18,8 +19,13 @@ DEVICE_MEMORY_FRACTION = 0.25  # move a dataset to the GPU only if it takes unde
 
 class Batches:
     def __init__(self, data: ImageSet, batch_size: int, device: torch.device, *, shuffle: bool = False,
-                 augment: nn.Module | None = None, image_size: int | None = None, shard: tuple[int, int] = (0, 1)):
+                 augment: nn.Module | None = None, image_size: int | None = None, shard: tuple[int, int] = (0, 1),
+                 drop_single: bool = False, precision: str = "auto", channels_last: bool | None = None):
         self.data, self.batch_size, self.device = data, batch_size, device
+        self.precision, self.channels_last = precision, channels_last  # how this run computes (core/amp.py)
+        # Training: a final batch of one image is dropped (BatchNorm cannot normalise a single value per
+        # channel, and the study's DataLoader would have crashed on it); every other batch is kept.
+        self.drop_single = drop_single
         self.rank, self.world = shard  # under DDP each rank takes every world-th sample of the epoch order
         self.shuffle, self.augment, self.image_size = shuffle, augment, image_size
         images, labels = data.images, data.labels
@@ -30,7 +36,13 @@ class Batches:
         self.images, self.labels = images, labels
 
     def __len__(self) -> int:
-        return -(-len(range(self.rank, len(self.labels), self.world)) // self.batch_size)
+        n = len(range(self.rank, len(self.labels), self.world))
+        return -(-n // self.batch_size) - int(self.drops_last(n))
+
+    def drops_last(self, n: int | None = None) -> bool:
+        """Whether an epoch (of this rank's n samples) ends in a single-image batch that is dropped."""
+        n = len(range(self.rank, len(self.labels), self.world)) if n is None else n
+        return self.drop_single and n > 1 and n % self.batch_size == 1
 
     def order(self, seed: int) -> torch.Tensor:
         """This epoch's sample order: a function of the seed alone, so a resumed run repeats it."""
@@ -48,12 +60,18 @@ class Batches:
         if self.image_size is not None and x.shape[-1] != self.image_size:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                               align_corners=False, antialias=x.shape[-1] > self.image_size)
-        return x.contiguous(memory_format=torch.channels_last if x.is_cuda else torch.contiguous_format)
+        return x.contiguous(memory_format=memory_format(x.device, self.channels_last))
+
+    def autocast(self):
+        """The run's precision for the forward passes on these batches (training, evaluation, attacks)."""
+        return autocast(self.device, self.precision)
 
     def epoch(self, seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order(seed)[self.rank::self.world]  # disjoint shards that together cover the epoch
         self.last_order = order
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
+            if len(idx) == 1 and self.drops_last(len(order)):
+                break
             idx_here = idx.to(self.images.device)
             yield self.prepare(self.images[idx_here]), self.labels[idx_here].to(self.device, non_blocking=True)

@@ -1,11 +1,15 @@
 """Datasets as uint8 tensors: a registry of sources, tried in order, and a decode-once cache.
 
-For svhn, mnist and cifar10 the sources are, in order:
-  1. torchvision's own files under the data root
+For every file-based dataset the sources are, in order:
+  1. the official files under the data root
      (svhn: <root>/svhn/{train,test}_32x32.mat or <root>/{train,test}_32x32.mat;
-      mnist: <root>/MNIST/raw/*-idx?-ubyte; cifar10: <root>/cifar-10-batches-py/),
-  2. an ImageFolder tree <root>/<name>/{train,test}/<class>/ (class folders sort into label order),
-  3. a torchvision download, when downloads are allowed.
+      mnist: <root>/MNIST/raw/*-idx?-ubyte; cifar10: <root>/cifar-10-batches-py/;
+      usps: <root>/usps/usps.bz2 and usps.t.bz2 (torchvision's files) or <root>/usps*.bz2;
+      mnistm: <root>/mnist_m/mnist_m_{train,test}/*.png with mnist_m/mnist_m_{train,test}_labels.txt;
+      syn: <root>/syn/synth_{train,test}_32x32.mat or <root>/synth_*_32x32.mat, SVHN's .mat layout),
+  2. an ImageFolder tree <root>/<name>/{train,test}/<class>/ (class folders named as the classes),
+  3. a torchvision download, when downloads are allowed (svhn, mnist, cifar10, usps; torchvision has
+     no loader for mnistm and syn, so the error says where users get them).
 When none works, the error names every path that was looked in. There is no fallback to fake data.
 
 `digits` is embedded: scikit-learn's 1,797 real 8x8 handwritten digits, upsampled to 32x32 RGB,
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,11 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.errors import RunFailure, UsageError
-from core.io import atomic_write, load_torch
-from loaders.registry import DATASETS, EMBEDDED, NUM_CLASSES, SPLITS
+from core.errors import DataMissing, DataRootMissing, DownloadFailed, RunFailure, UsageError
+from core.io import LockBusy, atomic_write, clean_partial, exclusive, load_torch
+from loaders.registry import DATASETS, EMBEDDED, NUM_CLASSES, SPLITS, WHERE_TO_GET, class_names
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: labels and class folders checked before an entry is written
 
 
 @dataclass
@@ -59,6 +64,8 @@ def read_idx(path: Path) -> torch.Tensor:
     if len(data) < header:
         raise RunFailure(f"{path} is truncated (header cut short)")
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    if not dims or 0 in dims:
+        raise RunFailure(f"{path} holds no images (shape {dims})")
     expected = header + int(np.prod(dims))
     if len(data) != expected:
         raise RunFailure(f"{path} is truncated or corrupt ({len(data)} bytes, expected {expected} for shape {dims})")
@@ -66,14 +73,15 @@ def read_idx(path: Path) -> torch.Tensor:
 
 
 def read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """SVHN's {train,test}_32x32.mat: X (32, 32, 3, N) uint8, y (N, 1) in 1..10, where 10 is the digit 0."""
+    """SVHN's {train,test}_32x32.mat: X (32, 32, 3, N) uint8, y (N, 1) in 1..10, where 10 is the digit 0.
+    SynDigits' synth_{train,test}_32x32.mat has the same layout (labels 0..9 or 1..10; both map by % 10)."""
     import scipy.io
 
     try:
         mat = scipy.io.loadmat(path, variable_names=["X", "y"])
         x, y = mat["X"], mat["y"]
     except Exception as err:  # scipy raises ValueError, OSError, MatReadError, KeyError...
-        raise RunFailure(f"{path} is truncated or corrupt, not an SVHN .mat file ({type(err).__name__}: {err})") from err
+        raise RunFailure(f"{path} is truncated or corrupt, not an SVHN-format .mat file ({type(err).__name__}: {err})") from err
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or y.reshape(-1).shape[0] != x.shape[3]:
         raise RunFailure(f"{path} has X of shape {x.shape} and y of shape {y.shape}; expected (32, 32, 3, N) and (N, 1)")
     labels = torch.from_numpy(y.reshape(-1).astype(np.int64)) % 10  # label 10 -> digit 0
@@ -105,11 +113,23 @@ def read_cifar_batches(files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
 
-def read_image_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """<folder>/<class>/*.{png,jpg,...}; class folders sorted give labels 0..9."""
+def read_image_folder(folder: Path, expected: tuple[str, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """<folder>/<class>/*.{png,jpg,...}; class folders sorted give labels 0..9. With `expected` (the
+    dataset's known classes, in label order), the folders must be exactly those: a renamed or missing
+    class folder would shift every label after it, silently, so it stops the run instead."""
     from PIL import Image
 
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    if expected is not None and classes != sorted(expected):
+        missing, extra = sorted(set(expected) - set(classes)), sorted(set(classes) - set(expected))
+        raise RunFailure(f"image folder {folder} has class folders that differ from the known classes "
+                         f"({', '.join(expected)}): " + "; ".join(filter(None, [
+                             f"missing {', '.join(missing[:5])}" if missing else "",
+                             f"unexpected {', '.join(extra[:5])}" if extra else ""]))
+                         + "; labels would not match across splits")
+    if expected is not None and tuple(classes) != tuple(expected):
+        raise RunFailure(f"image folder {folder}: class folders sort as {', '.join(classes)}, not in the "
+                         f"dataset's label order ({', '.join(expected)})")
     if len(classes) != NUM_CLASSES:
         raise RunFailure(f"image folder {folder} has {len(classes)} class folders, expected {NUM_CLASSES}: "
                          f"{', '.join(classes[:12])}")
@@ -134,6 +154,58 @@ def read_image_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return stacked, torch.tensor(labels, dtype=torch.int64)
 
 
+def _labels_checked(labels: torch.Tensor, source) -> torch.Tensor:
+    """Labels must be 0..9: a bad one is named here, not when a batch happens to reach it."""
+    bad = ((labels < 0) | (labels >= NUM_CLASSES)).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        raise RunFailure(f"{source} holds label {int(labels[i])} at index {i} ({len(bad)} such); "
+                         f"labels must be 0..{NUM_CLASSES - 1}")
+    return labels
+
+
+def read_usps(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """torchvision's USPS file (usps.bz2 / usps.t.bz2: libsvm lines, values in [-1, 1], labels 1..10),
+    read by torchvision.datasets.USPS itself: (N, 1, 16, 16) uint8 and labels 0..9."""
+    import torchvision.datasets as tvd
+
+    try:
+        ds = tvd.USPS(str(path.parent), train=path.name == "usps.bz2", download=False)
+    except Exception as err:  # bz2 raises OSError/EOFError, numpy ValueError on a ragged line...
+        raise RunFailure(f"{path} is truncated or corrupt, not a USPS file ({type(err).__name__}: {err})") from err
+    images = torch.from_numpy(np.ascontiguousarray(ds.data)).unsqueeze(1)
+    if images.ndim != 4 or images.shape[-2:] != (16, 16):
+        raise RunFailure(f"{path} holds images of shape {tuple(images.shape)}, expected 16x16")
+    return images, torch.tensor(ds.targets, dtype=torch.int64)
+
+
+def read_mnistm(folder: Path, labels_file: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST-M as distributed: <folder>/00000000.png ... (32x32 RGB) and a labels file whose lines read
+    `00000000.png 7`."""
+    from PIL import Image
+
+    images, labels = [], []
+    for number, line in enumerate(labels_file.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise RunFailure(f"{labels_file} line {number} is not `<file> <label>`: {line[:60]!r}")
+        try:
+            with Image.open(folder / parts[0]) as im:
+                images.append(np.asarray(im.convert("RGB")))
+        except Exception as err:
+            raise RunFailure(f"cannot decode image {folder / parts[0]} named in {labels_file} line {number} "
+                             f"({type(err).__name__})") from err
+        labels.append(int(parts[1]))
+    if not images:
+        raise RunFailure(f"{labels_file} names no images")
+    if {a.shape for a in images} != {(32, 32, 3)}:
+        raise RunFailure(f"images in {folder} are not all 32x32 RGB: {sorted({a.shape for a in images})[:3]}")
+    return (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
+            torch.tensor(labels, dtype=torch.int64))
+
+
 # ---------------------------------------------------------------- sources per dataset
 
 def _svhn_files(root: Path, split: str) -> list[Path]:
@@ -155,12 +227,23 @@ def _cifar_files(root: Path, split: str) -> list[Path]:
     return [base / n for n in names]
 
 
+def _first(files: list[Path], read: Callable) -> tuple[list[Path], Callable | None]:
+    found = next((f for f in files if f.is_file()), None)
+    return files, (lambda: read(found)) if found else None
+
+
 def _native(name: str, root: Path, split: str) -> tuple[list[Path], Callable | None]:
-    """The files of torchvision's layout, and a reader if they are all present."""
+    """The files of the dataset's official layout, and a reader if they are all present."""
     if name == "svhn":
-        files = _svhn_files(root, split)
-        found = next((f for f in files if f.is_file()), None)
-        return files, (lambda: read_svhn_mat(found)) if found else None
+        return _first(_svhn_files(root, split), read_svhn_mat)
+    if name == "syn":
+        return _first([root / "syn" / f"synth_{split}_32x32.mat", root / f"synth_{split}_32x32.mat"], read_svhn_mat)
+    if name == "usps":
+        file = "usps.bz2" if split == "train" else "usps.t.bz2"
+        return _first([root / "usps" / file, root / file], read_usps)
+    if name == "mnistm":
+        folder, labels = root / "mnist_m" / f"mnist_m_{split}", root / "mnist_m" / f"mnist_m_{split}_labels.txt"
+        return [folder, labels], (lambda: read_mnistm(folder, labels)) if folder.is_dir() and labels.is_file() else None
     if name == "mnist":
         images, labels = _mnist_files(root, split)
         ok = images.is_file() and labels.is_file()
@@ -169,7 +252,7 @@ def _native(name: str, root: Path, split: str) -> tuple[list[Path], Callable | N
             x, y = read_idx(images), read_idx(labels)
             if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
                 raise RunFailure(f"{images} and {labels} disagree: {tuple(x.shape)} images, {tuple(y.shape)} labels")
-            return x.unsqueeze(1).contiguous(), y.long()
+            return x.unsqueeze(1).contiguous(), _labels_checked(y.long(), labels)
         return [images, labels], read if ok else None
     files = _cifar_files(root, split)
     return [files[0].parent], (lambda: read_cifar_batches(files)) if all(f.is_file() for f in files) else None
@@ -178,15 +261,19 @@ def _native(name: str, root: Path, split: str) -> tuple[list[Path], Callable | N
 def _download(name: str, root: Path, split: str) -> None:
     import torchvision.datasets as tvd
 
+    if name in WHERE_TO_GET:
+        return  # torchvision has no loader for it: the not-found error says where users get it
     try:
         if name == "svhn":
             tvd.SVHN(str(root / "svhn"), split=split, download=True)
+        elif name == "usps":
+            tvd.USPS(str(root / "usps"), train=split == "train", download=True)
         elif name == "mnist":
             tvd.MNIST(str(root), train=split == "train", download=True)
         else:
             tvd.CIFAR10(str(root), train=split == "train", download=True)
     except Exception as err:
-        raise RunFailure(f"download of {name} {split} into {root} failed ({type(err).__name__}: {err})") from err
+        raise DownloadFailed(f"download of {name} {split} into {root} failed ({type(err).__name__}: {err})") from err
 
 
 def _digits(split: str, inverted: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,21 +308,51 @@ def _cache_key(name: str, split: str, sources: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def _decoded(decode: Callable, sources: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = decode()
+    if len(images) == 0:
+        raise RunFailure(f"{sources[0]} holds no images")
+    return images, _labels_checked(labels, sources[0])
+
+
+def _valid_cache(blob) -> str | None:
+    """Why a loaded cache entry cannot be used, or None if it can."""
+    if not isinstance(blob, dict) or not {"images", "labels", "source"} <= set(blob):
+        return f"keys {sorted(blob) if isinstance(blob, dict) else type(blob).__name__}"
+    images, labels = blob["images"], blob["labels"]
+    if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4
+            and isinstance(labels, torch.Tensor) and labels.dtype == torch.int64 and labels.ndim == 1):
+        return "tensors of the wrong type or shape"
+    if len(images) != len(labels) or len(labels) == 0:
+        return f"{len(images)} images but {len(labels)} labels"
+    if int(labels.min()) < 0 or int(labels.max()) >= NUM_CLASSES:
+        return "labels outside 0..9"
+    return None
+
+
 def _cached(cache_dir: Path | None, name: str, split: str, sources: list[Path], decode: Callable) -> ImageSet:
-    """Decode once into a uint8 tensor file; later runs load it in a fraction of a second."""
+    """Decode once into a uint8 tensor file; later runs load it in a fraction of a second. An entry that
+    does not load, or loads with the wrong contents, is rebuilt from the source."""
     if cache_dir is None:
-        images, labels = decode()
-        return ImageSet(images, labels, name, split, str(sources[0]))
+        return ImageSet(*_decoded(decode, sources), name, split, str(sources[0]))
     path = Path(cache_dir) / f"{name}-{split}-{_cache_key(name, split, sources)}.pt"
     if path.is_file():
         try:
             blob = load_torch(path, what="dataset cache")
+            problem = _valid_cache(blob)
+        except RunFailure as err:
+            problem = str(err)
+        if problem is None:
             return ImageSet(blob["images"], blob["labels"], name, split, blob["source"])
-        except RunFailure:
-            pass  # a damaged cache entry is rebuilt from the source below
-    images, labels = decode()
-    # Atomic rename: two processes building the same entry at once both leave a whole file.
-    atomic_write(path, lambda tmp: torch.save({"images": images, "labels": labels, "source": str(sources[0])}, tmp))
+        print(f"warning: rebuilding the dataset cache {path} ({problem})", file=sys.stderr)
+    images, labels = _decoded(decode, sources)
+    try:
+        with exclusive(path.with_name(path.name + ".lock"), f"dataset cache {path}"):
+            clean_partial(path)
+            atomic_write(path, lambda tmp: torch.save({"images": images, "labels": labels,
+                                                       "source": str(sources[0])}, tmp))
+    except LockBusy:
+        pass  # another process is writing this entry right now: use what was decoded, leave the cache to it
     return ImageSet(images, labels, name, split, str(sources[0]))
 
 
@@ -251,22 +368,23 @@ def load_split(name: str, split: str, root: str | os.PathLike = "data", *, downl
         return ImageSet(images, labels, name, split, "sklearn.datasets.load_digits")
     root = Path(root)
     if not root.is_dir() and not download:
-        raise UsageError(f"data root {root} does not exist (looked for {name} {split} there; "
+        raise DataRootMissing(f"data root {root} does not exist (looked for {name} {split} there; "
                          "pass --data-root or --download)")
     files, reader = _native(name, root, split)
     if reader is not None:
         return _cached(cache_dir, name, split, files, reader)
     folder = root / name / split
     if folder.is_dir():
-        return _cached(cache_dir, name, split, [folder], lambda: read_image_folder(folder))
+        return _cached(cache_dir, name, split, [folder], lambda: read_image_folder(folder, class_names(name)))
     if download:
         _download(name, root, split)
         files, reader = _native(name, root, split)
         if reader is not None:
             return _cached(cache_dir, name, split, files, reader)
     looked = ", ".join(str(p) for p in [*files, folder])
-    raise RunFailure(f"{name} {split} not found; looked in {looked}"
-                     + ("" if download else "; downloads are off (pass --download to fetch it)"))
+    how = (f"; torchvision cannot download it: get {WHERE_TO_GET[name]}" if name in WHERE_TO_GET
+           else "" if download else "; downloads are off (pass --download to fetch it)")
+    raise DataMissing(f"{name} {split} not found; looked in {looked}{how}")
 
 
 # ---------------------------------------------------------------- subsets and splits
@@ -280,7 +398,8 @@ def stratified_subset(data: ImageSet, n: int | None, seed: int) -> ImageSet:
     idx = np.arange(len(data))
     labels = data.labels.numpy()
     counts = np.bincount(labels, minlength=NUM_CLASSES)
-    stratify = labels if n >= NUM_CLASSES and counts[counts > 0].min() >= 2 else None
+    # scikit-learn stratifies only when both parts can hold every class; otherwise a seeded uniform draw
+    stratify = labels if min(n, len(data) - n) >= NUM_CLASSES and counts[counts > 0].min() >= 2 else None
     keep, _ = train_test_split(idx, train_size=n, stratify=stratify, random_state=seed)
     return data.take(torch.from_numpy(np.sort(keep)))
 

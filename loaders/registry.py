@@ -10,10 +10,18 @@ DATASETS: dict[str, tuple[tuple[str, ...], str]] = {
     "svhn": (DIGIT_CLASSES, "Street View House Numbers, 32x32 RGB (torchvision SVHN)"),
     "mnist": (DIGIT_CLASSES, "MNIST handwritten digits, 28x28 grayscale (torchvision MNIST)"),
     "cifar10": (CIFAR_CLASSES, "CIFAR-10, 32x32 RGB (torchvision CIFAR10)"),
+    "usps": (DIGIT_CLASSES, "USPS handwritten digits, 16x16 grayscale (torchvision USPS)"),
+    "mnistm": (DIGIT_CLASSES, "MNIST-M: MNIST digits blended over BSDS500 colour patches, 32x32 RGB (Ganin & Lempitsky)"),
+    "syn": (DIGIT_CLASSES, "SynDigits: synthetic house-number-like digits, 32x32 RGB (Ganin & Lempitsky)"),
     "digits": (DIGIT_CLASSES, "scikit-learn's 1,797 handwritten digits, 8x8 upsampled to 32x32 RGB (embedded)"),
     "digits-inverted": (DIGIT_CLASSES, "the same digits drawn dark-on-light in random colours (embedded)"),
 }
 EMBEDDED = ("digits", "digits-inverted")
+# Where users usually get the datasets that torchvision cannot download.
+WHERE_TO_GET = {
+    "mnistm": "mnist_m.tar.gz from Ganin & Lempitsky's DANN project page (unpack it under the data root)",
+    "syn": "SynDigits (synth_train_32x32.mat, synth_test_32x32.mat) from Ganin & Lempitsky's DANN project page",
+}
 SPLITS = ("train", "test")
 NUM_CLASSES = 10
 

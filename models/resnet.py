@@ -19,24 +19,11 @@ from torch import nn
 
 from core.errors import RunFailure, UsageError
 from core.io import load_torch
+from models.normalize import Normalize
 
 NORMS = ("batch", "none")
 HEADS = ("fc", "none")
 EMBED_DIM = 512
-
-
-class Normalize(nn.Module):
-    """(x - mean) / std per channel; identity when mean and std are None."""
-
-    def __init__(self, mean: Sequence[float] | None = None, std: Sequence[float] | None = None):
-        super().__init__()
-        self.enabled = mean is not None
-        if self.enabled:
-            self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-            self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std if self.enabled else x
 
 
 def _norm(norm: str, channels: int) -> nn.Module:
@@ -117,9 +104,15 @@ class ResNet18(nn.Module):
         return self.fc(self.dropout(self.features(x)))
 
 
-def build_model(cfg) -> ResNet18:
-    """The model a RunConfig describes, with ImageNet weights when cfg.pretrained."""
+def build_model(cfg) -> nn.Module:
+    """The model a RunConfig describes (cfg.arch), with ImageNet weights when cfg.pretrained."""
     mean, std = (cfg.input_mean, cfg.input_std) if cfg.input_mean is not None else (None, None)
+    if getattr(cfg, "arch", "resnet18") == "digitnet":
+        from models.digitnet import DigitNet
+
+        if cfg.pretrained:
+            raise UsageError("the digits ConvNet has no ImageNet weights: use --no-pretrained")
+        return DigitNet(num_classes=10, head=cfg.head, dropout=cfg.dropout, mean=mean, std=std)
     model = ResNet18(num_classes=10, norm=cfg.norm, dropout=cfg.dropout, head=cfg.head, mean=mean, std=std)
     if cfg.pretrained:
         load_imagenet_weights(model, cfg.weights)

@@ -3,26 +3,30 @@
   checkpoint.pt  after every epoch (model, optimizer, scheduler, RNG states, history), for --resume
   model.pt       the final state dict (torch.load(weights_only=True) only)
   metrics.json   written last and atomically: its presence means the run finished
+  .lock          while a process trains into the folder: its pid and host (one writer at a time)
 Evaluations (eval/) write their own results files beside these and never touch them.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from core.config import RunConfig
-from core.errors import RunFailure, UsageError
+from core.errors import DataMissing, RunFailure, UsageError
 from core.io import load_torch, read_json, save_torch, to_jsonable, write_json
 from core.seed import rng_state, set_rng_state
 from loaders.datasets import load_split, random_subset, stratified_subset, train_val_split
 from models.resnet import build_model
 
-METRICS, MODEL, CHECKPOINT = "metrics.json", "model.pt", "checkpoint.pt"
+METRICS, MODEL, CHECKPOINT, LOCK = "metrics.json", "model.pt", "checkpoint.pt", ".lock"
+# The files a training run writes into its folder; no other command may write over them.
+RUN_FILES = (METRICS, MODEL, CHECKPOINT, "curves.png", LOCK)
 CHECKPOINT_FORMAT = "trustlab-checkpoint-1"
 # What a model built from a finished run takes from that run's config.
-ARCH_FIELDS = ("norm", "dropout", "head", "input_mean", "input_std")
+ARCH_FIELDS = ("arch", "norm", "dropout", "head", "input_mean", "input_std")
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
@@ -45,17 +49,31 @@ def prepare_data(cfg: RunConfig, data_root, cache_dir, download: bool):
         evals[f"{cfg.train_on}_val"] = stratified_subset(val, cfg.eval_size, cfg.data_seed)
     if cfg.finetune_samples:
         train = random_subset(train, cfg.finetune_samples, cfg.seed)
+    elif cfg.train_take == "first" and cfg.train_size is not None:
+        train = train.take(torch.arange(min(cfg.train_size, len(train))))
     else:
         train = stratified_subset(train, cfg.train_size, cfg.data_seed)
+    skipped = {}
     for name in cfg.eval_on:
-        test = stratified_subset(load(name, "test"), cfg.eval_size, cfg.data_seed)
+        try:
+            full = load(name, "test")
+        except DataMissing as err:
+            if name not in cfg.optional_eval:
+                raise
+            skipped[f"{name}_test"] = {"dataset": name, "size": 0, "skipped": str(err)}
+            print(f"note: {name} is skipped as a target: {err}", file=sys.stderr)
+            continue
+        test = stratified_subset(full, cfg.eval_size, cfg.data_seed)
         if len(test) == 0:
             raise UsageError(f"eval set {name} test is empty after subsetting")
         evals[f"{name}_test"] = test
-    if len(train) == 0:
-        raise UsageError(f"train set {cfg.train_on} is empty after subsetting")
+    if len(train) < 2:
+        raise UsageError(f"train set {cfg.train_on} has {len(train)} image(s) after subsetting; need at least 2")
     described = {"train": {"dataset": train.name, "size": len(train), "source": train.source}}
     described.update({k: {"dataset": v.name, "size": len(v), "source": v.source} for k, v in evals.items()})
+    described.update(skipped)
+    if not any(k.endswith("_test") for k in evals):
+        raise DataMissing(f"none of the eval sets {', '.join(cfg.eval_on)} is present")
     return train, evals, described
 
 
@@ -101,7 +119,7 @@ def init_model(cfg: RunConfig) -> nn.Module:
     _finished(src)
     src_cfg = read_json(src / METRICS)["config"]
     for name in ARCH_FIELDS:
-        value = src_cfg.get(name)
+        value = src_cfg.get(name, getattr(RunConfig, name))  # a run from before the field existed: its default
         setattr(cfg, name, tuple(value) if isinstance(value, list) else value)
     return _built(cfg, src / MODEL)
 
@@ -132,7 +150,21 @@ def source_model(cfg: RunConfig, source: str, seed: int):
 
 # ---------------------------------------------------------------- checkpoints and the finished run
 
+def check_finite(model, when: str) -> None:
+    """Refuse to save a diverged model: every float parameter and buffer (BatchNorm's running statistics
+    too, which can overflow while the loss still looks finite) must be finite."""
+    state = model.state_dict()
+    flags = [(k, torch.isfinite(v).all()) for k, v in state.items() if v.is_floating_point()]
+    bad = [k for k, ok in zip([k for k, _ in flags], torch.stack([ok for _, ok in flags]).tolist()) if not ok] \
+        if flags else []
+    if bad:
+        raise RunFailure(f"the model diverged {when}: {len(bad)} parameter/buffer tensors hold NaN or inf "
+                         f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); lr too high? "
+                         "Nothing was saved over the last good checkpoint")
+
+
 def save_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, epoch: int, history: list) -> None:
+    check_finite(model, f"in epoch {epoch + 1}")
     save_torch(Path(out) / CHECKPOINT, {
         "format": CHECKPOINT_FORMAT, "method": to_jsonable(cfg.method()), "epoch": epoch,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -146,10 +178,12 @@ def restore_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler) -
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise RunFailure(f"{path} is not a trustlab checkpoint")
     ours = to_jsonable(cfg.method())
-    diff = [k for k in sorted(set(ours) | set(ckpt["method"])) if ours.get(k) != ckpt["method"].get(k)]
+    # a field added after the checkpoint was written is at its default there
+    theirs = {**{k: v for k, v in to_jsonable(RunConfig().method()).items() if k in ours}, **ckpt["method"]}
+    diff = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
     if diff:
         k = diff[0]
-        raise UsageError(f"checkpoint {path} is from a different run: {k} is {ckpt['method'].get(k)!r} "
+        raise UsageError(f"checkpoint {path} is from a different run: {k} is {theirs.get(k)!r} "
                          f"there but {ours.get(k)!r} here" + (f" (and {len(diff) - 1} more)" if len(diff) > 1 else ""))
     load_state(model, ckpt["model"], path)
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -162,6 +196,7 @@ def finish_run(out: Path, model, results: dict, draw=None) -> dict:
     """model.pt, then the figures (`draw(results, out)`), then metrics.json last (its presence marks a
     finished run), then the checkpoint goes."""
     out = Path(out)
+    check_finite(model, "by the end of training")
     save_torch(out / MODEL, model.state_dict())
     if draw is not None:
         draw(results, out)

@@ -3,6 +3,11 @@
 SVHN: {train,test}_32x32.mat with X (32, 32, 3, N) uint8 and y (N, 1) in 1..10 (10 = digit 0).
 MNIST: torchvision's raw idx files under MNIST/raw/, 28x28 grayscale.
 CIFAR-10: cifar-10-batches-py/{data_batch_1..5,test_batch} pickles of {"data", "labels"}.
+USPS: torchvision's usps.bz2 / usps.t.bz2 (bz2 libsvm lines `label idx:value ...`, labels 1..10, values in
+  [-1, 1]), 16x16 grayscale.
+MNIST-M: mnist_m/mnist_m_{train,test}/<8 digits>.png (32x32 RGB) with mnist_m_{train,test}_labels.txt lines
+  `00000000.png 7`.
+SynDigits: syn/synth_{train,test}_32x32.mat in SVHN's layout.
 ImageNet weights: a torchvision resnet18 state dict (random init; same keys and shapes).
 """
 from __future__ import annotations
@@ -48,6 +53,42 @@ def write_mnist(root: Path) -> None:
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
 
 
+def write_usps(root: Path) -> None:
+    import bz2
+
+    (root / "usps").mkdir(parents=True, exist_ok=True)
+    for split, name in (("train", "usps.bz2"), ("test", "usps.t.bz2")):
+        x, y = _digits(split, 16)
+        values = x[:, 0].reshape(len(y), -1) / 255 * 2 - 1
+        lines = [f"{label + 1} " + " ".join(f"{i + 1}:{v:.6f}" for i, v in enumerate(row)) for label, row in zip(y, values)]
+        (root / "usps" / name).write_bytes(bz2.compress(("\n".join(lines) + "\n").encode()))
+
+
+def write_mnistm(root: Path) -> None:
+    from PIL import Image
+
+    for split in ("train", "test"):
+        x, y = _digits(split, 32)
+        folder = root / "mnist_m" / f"mnist_m_{split}"
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        lines = []
+        for i, (img, label) in enumerate(zip(x, y)):
+            background = rng.integers(0, 256, size=(32, 32, 3))  # MNIST-M blends digits over colour patches
+            blended = np.abs(background - img.transpose(1, 2, 0).astype(int)).astype(np.uint8)
+            Image.fromarray(blended).save(folder / f"{i:08d}.png")
+            lines.append(f"{i:08d}.png {label}")
+        (root / "mnist_m" / f"mnist_m_{split}_labels.txt").write_text("\n".join(lines) + "\n")
+
+
+def write_syn(root: Path) -> None:
+    (root / "syn").mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        x, y = _digits(split, 32)
+        scipy.io.savemat(root / "syn" / f"synth_{split}_32x32.mat",
+                         {"X": (255 - x).transpose(2, 3, 1, 0), "y": y.reshape(-1, 1).astype(np.uint8)})
+
+
 def write_cifar10(root: Path) -> None:
     base = root / "cifar-10-batches-py"
     base.mkdir(parents=True, exist_ok=True)
@@ -74,5 +115,8 @@ def write_all(root: Path) -> Path:
     write_svhn(root)
     write_mnist(root)
     write_cifar10(root)
+    write_usps(root)
+    write_mnistm(root)
+    write_syn(root)
     write_imagenet_weights(root / "resnet18-imagenet.pth")
     return root

@@ -1,8 +1,15 @@
 """The bad-input matrix: every bad input gets a one-line error naming the bad value, the right exit
 code (2 usage, 1 runtime), and leaves earlier results intact."""
+import collections
+import contextlib
 import hashlib
+import json
+import os
 import shutil
+import socket
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
@@ -10,6 +17,8 @@ import torchvision
 from typer.testing import CliRunner
 
 from cli import app
+from core.io import exclusive
+from tests.fixtures import write_idx
 
 runner = CliRunner()
 FAST = ["--profile", "demo", "--no-pretrained", "--train-size", "48", "--eval-size", "30", "--epochs", "1",
@@ -43,7 +52,31 @@ def env(tmp_path_factory, data_root):
     mixed = base / "bn-config-nobn-weights"  # a no-BN model file in a BN run folder
     shutil.copytree(base / "run", mixed)
     shutil.copy(base / "nobn" / "model.pt", mixed / "model.pt")
-    return base
+    pickled = base / "pickled-model"  # a model.pt that is a pickle payload, not a state dict
+    shutil.copytree(base / "run", pickled)
+    torch.save(collections.OrderedDict(layer=torch.nn.Linear(2, 2)), pickled / "model.pt")
+    raw = data_root / "MNIST" / "raw"
+    for name, edit in (("label-200", lambda labels: labels[:8] + bytes([labels[8], 200]) + labels[10:]),
+                       ("empty-idx", None)):
+        (base / name / "MNIST" / "raw").mkdir(parents=True)
+        for f in raw.iterdir():
+            shutil.copy(f, base / name / "MNIST" / "raw" / f.name)
+        if edit:
+            labels = base / name / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+            labels.write_bytes(edit(labels.read_bytes()))
+        else:
+            write_idx(base / name / "MNIST" / "raw" / "train-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
+    locked = base / "locked"  # a run folder another writer holds (here: this process, through its own lock)
+    locked.mkdir()
+    held = contextlib.ExitStack()
+    held.enter_context(exclusive(locked / ".lock", "run folder"))
+    held.enter_context(exclusive(base / ".locked-eval.json.lock", "results file"))
+    (base / "notes.json").write_text('{"mine": 1}')  # a user's own JSON file
+    corrupt = base / "corrupt-results" / "demo" / "q1-baseline"
+    corrupt.mkdir(parents=True)
+    (corrupt / "metrics.json").write_text('{"preset": "q1-baseline", "metr')
+    with held:
+        yield base
 
 
 def digest(folder: Path) -> dict:
@@ -83,7 +116,7 @@ CASES = [
      1, "train-images-idx3-ubyte is truncated"),
     ("imagefolder-wrong-classes", lambda b: T("train", "--preset", "q2-baseline", "--no-pretrained", "--data-root",
                                               b / "wrongclasses", "--no-download", "--no-wandb", "--profile", "smoke",
-                                              "--out", b / "x"), 1, "4 class folders, expected 10"),
+                                              "--out", b / "x"), 1, "missing airplane"),
     ("checkpoint-truncated", lambda b: T("attack", "--model", b / "truncated", "--out", b / "a.json"), 1, "truncated or corrupt"),
     ("nobn-into-bn", lambda b: T("attack", "--model", b / "bn-config-nobn-weights", "--out", b / "a.json"), 1,
      "lacks BatchNorm weights"),
@@ -103,6 +136,43 @@ CASES = [
      "NaN or inf at epoch 1, step"),
     ("eval-empty", lambda b: T("train", "--preset", "q1-baseline", *FAST[:-6], "--eval-size", "0", "--no-wandb",
                                "--out", b / "x"), 2, "eval-size must be at least 1, got 0"),
+    # an evaluation never writes over a file it did not create for that purpose
+    ("out-over-model", lambda b: T("attack", "--model", b / "run", "--out", b / "run" / "model.pt"), 2, "would write over"),
+    ("out-over-metrics", lambda b: T("knn-eval", "--model", b / "run", "--out", b / "run" / "metrics.json"), 2,
+     "would write over"),
+    ("out-is-a-folder", lambda b: T("attack", "--model", b / "run", "--out", b / "run"), 2, "is a folder"),
+    ("umap-png-over-curves", lambda b: T("umap", "--model", b / "run", "--out", b / "run" / "curves.json",
+                                         "--no-wandb"), 2, "curves.png"),
+    ("out-over-another-evaluation", lambda b: T("knn-eval", "--model", b / "run", "--out", b / "run" / "umap.json"),
+     2, "another evaluation"),
+    ("out-over-a-foreign-file", lambda b: T("attack", "--model", b / "run", "--out", b / "notes.json"), 2,
+     "is not a results file of this evaluation"),
+    # one writer per run folder and per results file
+    ("run-folder-locked", lambda b: T("train", "--preset", "q1-baseline", *FAST, "--out", b / "locked"), 1,
+     "in use by pid"),
+    ("results-file-locked", lambda b: T("attack", "--model", b / "run", "--out", b / "locked-eval.json"), 1,
+     "in use by pid"),
+    # validated at the edge
+    ("seed-too-large", lambda b: T("train", "--preset", "q1-baseline", *FAST, "--seed", str(2**60), "--out", b / "x"), 2,
+     "seed must be an integer from 0"),
+    ("device-unknown", lambda b: T("train", "--preset", "q1-baseline", *FAST, "--device", "foo", "--out", b / "x"), 2,
+     "device 'foo'"),
+    ("device-unknown-attack", lambda b: T("attack", "--model", b / "run", "--device", "foo", "--out", b / "a.json"), 2,
+     "device 'foo'"),
+    ("mnist-label-200", lambda b: T("train", "--preset", "q1-reverse-unsupervised", "--no-pretrained", "--data-root",
+                                    b / "label-200", "--no-download", "--no-wandb", "--profile", "smoke", "--out", b / "x"),
+     1, "holds label 200 at index 1"),
+    ("mnist-idx-no-images", lambda b: T("train", "--preset", "q1-reverse-unsupervised", "--no-pretrained", "--data-root",
+                                        b / "empty-idx", "--no-download", "--no-wandb", "--profile", "smoke", "--out",
+                                        b / "x"), 1, "train-images-idx3-ubyte holds no images"),
+    ("pickled-model-one-line", lambda b: T("attack", "--model", b / "pickled-model", "--out", b / "a.json"), 1,
+     "refused for safety"),
+    ("bn-statistics-diverge", lambda b: T("train", "--preset", "q1-baseline", *FAST, "--lr", "1e6", "--out", b / "div"),
+     1, "running_var"),
+    ("report-corrupt-metrics", lambda b: T("report", "--profile", "demo", "--results", b / "corrupt-results",
+                                           "--out", b / "r.md"), 1, "is corrupt"),
+    ("report-results-root-missing", lambda b: T("report", "--profile", "demo", "--results", b / "nonexistent",
+                                                "--out", b / "r.md"), 2, "does not exist"),
     ("umap-too-few-points", lambda b: T("umap", "--model", b / "run", "--max-points", "3", "--no-wandb"), 2, "max-points"),
 ]
 
@@ -121,3 +191,23 @@ def test_bad_input(env, case):
         [line for line in lines if line.startswith("error:")], result.output
     assert len(lines) == 1 or all(line.startswith("note:") for line in lines[:-1]), result.output
     assert {run: digest(env / run) for run in ("run", "nobn")} == before
+
+
+def test_refusals_leave_no_partial_files(env, tmp_path):
+    for argv in (T("train", "--preset", "q1-baseline", *FAST, "--lr", "1e6", "--out", tmp_path / "div"),
+                 T("report", "--profile", "demo", "--results", env / "corrupt-results", "--out", tmp_path / "r.md"),
+                 T("attack", "--model", env / "run", "--out", env / "notes.json")):
+        assert runner.invoke(app, [str(a) for a in argv]).exit_code != 0
+    assert sorted(p.name for p in (tmp_path / "div").iterdir()) == []  # no model.pt, checkpoint or lock
+    assert not (tmp_path / "r.md").exists()
+    assert (env / "locked" / ".lock").is_file()  # another writer's lock is never removed
+    assert (env / "notes.json").read_text() == '{"mine": 1}'
+
+
+def test_a_last_batch_of_one_image_is_dropped_and_recorded(tmp_path):
+    result = runner.invoke(app, ["train", "--preset", "q1-baseline", *FAST[:2], "--no-pretrained", "--train-size", "49",
+                                 "--batch-size", "16", "--eval-size", "30", "--epochs", "1", "--no-wandb",
+                                 "--no-download", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["datasets"]["train"]["last_batch"] == "a final batch of one image is dropped each epoch"

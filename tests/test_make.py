@@ -1,5 +1,6 @@
 """The Make pipeline end to end at the smoke profile, on datasets written in their official formats."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,12 +10,12 @@ import pytest
 from tests.conftest import ROOT
 
 Q1 = ["q1-baseline", "q1-no-bn", "q1-label-smoothing", "q1-augmentation", "q1-pretrained", "q1-adam",
-      "q1-reverse-unsupervised", "q1-reverse-supervised"]
+      "q1-reverse-unsupervised", "q1-reverse-supervised", "q1-randconv", "q1-reverse-randconv"]
 
 
-def make(*args, check=True):
+def make(*args, check=True, env=None):
     return subprocess.run(["make", "--no-print-directory", f"PYTHON={sys.executable}", *args], cwd=ROOT,
-                          capture_output=True, text=True, check=check)
+                          capture_output=True, text=True, check=check, env=env)
 
 
 def test_help_is_the_default_goal():
@@ -24,8 +25,10 @@ def test_help_is_the_default_goal():
 
 @pytest.mark.slow
 def test_make_q1_smoke_end_to_end(tmp_path, data_root, weights_file):
+    # bf16 autocast and channels_last on the CPU: the code paths a GPU takes run on every commit
     args = ["q1", "PROFILE=smoke", f"DATA_ROOT={data_root}", f"CACHE_DIR={tmp_path / 'cache'}",
-            f"RESULTS={tmp_path / 'results'}", f"WEIGHTS={weights_file}", "WANDB=0", "DOWNLOAD=0"]
+            f"RESULTS={tmp_path / 'results'}", f"WEIGHTS={weights_file}", "WANDB=0", "DOWNLOAD=0",
+            "PRECISION=bf16", "CHANNELS_LAST=1"]
     done = make(*args, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = {p: json.loads((tmp_path / "results" / "smoke" / p / "metrics.json").read_text()) for p in Q1}
@@ -36,6 +39,8 @@ def test_make_q1_smoke_end_to_end(tmp_path, data_root, weights_file):
     assert results["q1-pretrained"]["config"]["weights"] == str(weights_file)
     assert results["q1-baseline"]["config"]["weights"] is None
     assert results["q1-no-bn"]["config"]["norm"] == "none"
+    assert results["q1-reverse-randconv"]["config"]["randconv"] is True
+    assert all(r["provenance"]["precision"] == "bf16" and r["provenance"]["channels_last"] for r in results.values())
     assert results["q1-reverse-unsupervised"]["config"]["train_on"] == "mnist"
     sup = results["q1-reverse-supervised"]
     assert sup["config"]["init_from"].endswith("q1-reverse-unsupervised")
@@ -66,20 +71,29 @@ def test_make_q1_smoke_end_to_end(tmp_path, data_root, weights_file):
 def test_a_section_through_submitit_local_executor(tmp_path, data_root):
     args = ["q1-baseline", "PROFILE=smoke", f"DATA_ROOT={data_root}", f"CACHE_DIR={tmp_path / 'cache'}",
             f"RESULTS={tmp_path / 'results'}", "WANDB=0", "DOWNLOAD=0", "LAUNCHER=local", "GPUS_PER_JOB=0"]
-    done = make(*args, check=False)
+    sentinel = "sentinel-secret-7f3a9c"
+    done = make(*args, check=False, env={**os.environ, "WANDB_API_KEY": sentinel})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "submitted job" in done.stderr
     r = json.loads((tmp_path / "results" / "smoke" / "q1-baseline" / "metrics.json").read_text())
     assert r["preset"] == "q1-baseline"
+    # no secret on disk: submitit's pickles and logs, and every results file, are free of the key
+    written = [p for p in (tmp_path / "results").rglob("*") if p.is_file()]
+    assert any(p.name.endswith("_submitted.pkl") for p in written)
+    assert [p for p in written if sentinel.encode() in p.read_bytes()] == []
 
 
 @pytest.mark.slow
 def test_make_q2_smoke_end_to_end(tmp_path, data_root):
     args = ["q2", "PROFILE=smoke", f"DATA_ROOT={data_root}", f"CACHE_DIR={tmp_path / 'cache'}",
-            f"RESULTS={tmp_path / 'results'}", "PRETRAINED=0", "WANDB=0", "DOWNLOAD=0"]
+            f"RESULTS={tmp_path / 'results'}", "PRETRAINED=0", "WANDB=0", "DOWNLOAD=0",
+            "PRECISION=bf16", "CHANNELS_LAST=1"]  # training, every attack, kNN and UMAP under CPU autocast
     done = make(*args, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     base = tmp_path / "results" / "smoke"
+    for name in ("metrics.json", "robustness.json"):
+        prov = json.loads((base / "q2-circle" / name).read_text())["provenance"]
+        assert (prov["precision"], prov["channels_last"]) == ("bf16", True)
     for preset in ("q2-baseline", "q2-adversarial", "q2-circle"):
         assert json.loads((base / preset / "metrics.json").read_text())["preset"] == preset
         rob = json.loads((base / preset / "robustness.json").read_text())
@@ -132,7 +146,7 @@ def test_make_reruns_only_what_changed(tmp_path):
         return _planned(done.stdout)
 
     first = plan()
-    assert len(first) == 8 + 2  # eight Q1 sections, two fine-tuning-curve points at smoke
+    assert len(first) == 10 + 2  # ten Q1 sections (two of them RandConv), two fine-tuning-curve points at smoke
     import os
     import time
 
@@ -152,3 +166,27 @@ def test_make_reruns_only_what_changed(tmp_path):
     smoke = results / "smoke"
     assert plan() == {str(smoke / "q1-reverse-unsupervised"), str(smoke / "q1-reverse-supervised"),
                       str(smoke / "q1-finetune-curve" / "samples-25"), str(smoke / "q1-finetune-curve" / "samples-50")}
+
+
+@pytest.mark.slow
+def test_make_dg_smoke_runs_every_present_target_and_names_the_missing_ones(tmp_path, data_root):
+    data = tmp_path / "data"  # the fixture datasets without SynDigits
+    data.mkdir()
+    for entry in data_root.iterdir():
+        if entry.name != "syn":
+            (data / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    args = ["dg", "PROFILE=smoke", f"DATA_ROOT={data}", f"CACHE_DIR={tmp_path / 'cache'}",
+            f"RESULTS={tmp_path / 'results'}", "PRETRAINED=0", "WANDB=0", "DOWNLOAD=0"]
+    done = make(*args, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    base = tmp_path / "results" / "smoke"
+    for preset in ("dg-erm-digitnet", "dg-randconv-digitnet", "dg-erm-resnet18", "dg-randconv-resnet18"):
+        r = json.loads((base / preset / "metrics.json").read_text())
+        assert {k for k in r["metrics"] if k.endswith("_test_acc")} == {f"{d}_test_acc" for d in ("mnist", "usps", "svhn", "mnistm")}
+        assert "synth_test_32x32.mat" in r["datasets"]["syn_test"]["skipped"]
+    assert "targets skipped for missing data: syn" in done.stdout
+    report = subprocess.run([sys.executable, "cli.py", "report", "--profile", "smoke", "--results", str(tmp_path / "results")],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    text = (base / "REPORT.md").read_text()
+    assert "| dg-randconv-digitnet |" in text and "skipped (data missing)" in text and (base / "dg-targets.png").is_file()

@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
         executor.update_parameters(timeout_min=args.time, gpus_per_node=args.gpus, cpus_per_task=args.cpus,
                                    slurm_partition=args.partition, name=Path(command[-1]).name[:40])
-    job = executor.submit(submitit.helpers.CommandFunction(command, cwd=os.getcwd(), env=dict(os.environ)))
+    # env=None: the job inherits its environment from the process that runs it (SLURM exports the
+    # submitting shell's; the local executor is a child of this process). Nothing of the environment is
+    # pickled into the job files, so no secret (WANDB_API_KEY, tokens) lands on disk.
+    job = executor.submit(submitit.helpers.CommandFunction(command, cwd=os.getcwd(), env=None))
     print(f"submitted job {job.job_id}: {' '.join(command)}", file=sys.stderr)
     try:
         output = job.result()

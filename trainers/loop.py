@@ -21,19 +21,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.amp import autocast, memory_format
-from core.dist import setup as setup_dist, teardown as teardown_dist
+from core.amp import memory_format, resolved
+from core.dist import rank as dist_rank, setup as setup_dist, teardown as teardown_dist
 from core.config import RunConfig
 from core.errors import RunFailure, UsageError
-from core.io import ensure_dir, to_jsonable
+from core.io import clean_partial, ensure_dir, exclusive, to_jsonable
 from core.provenance import provenance
 from core.seed import seed_everything
 from core.tracking import Tracker
 from eval.accuracy import accuracy
 from eval.classify import Classifier
 from loaders.batches import Batches
+from loaders.randconv import RandConv
 from losses import build_loss
-from runs import (CHECKPOINT, METRICS, finish_run, init_model, pick_device, prepare_data, restore_checkpoint,
+from losses.consistency import consistency_loss
+from runs import (CHECKPOINT, LOCK, METRICS, MODEL, finish_run, init_model, pick_device, prepare_data, restore_checkpoint,
                   save_checkpoint)
 from trainers.adversarial import eval_attack, mix_adversarial, training_attack
 
@@ -97,7 +99,7 @@ def graceful_interrupts():
 # ---------------------------------------------------------------- the loop
 
 def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: int, seed: int, stop,
-                progress: bool, adv=None, adv_prob: float = 0.0, dist=None) -> dict:
+                progress: bool, adv=None, adv_prob: float = 0.0, dist=None, randconv=None) -> dict:
     """One epoch. `model` may be DDP-wrapped; attacks and attributes use the plain module."""
     from tqdm.auto import tqdm
 
@@ -118,12 +120,18 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     ddp = isinstance(wrapped, torch.nn.parallel.DistributedDataParallel)
     with wrapped.join() if ddp else contextlib.nullcontext():  # DDP: shards may differ by one batch
         for step, (x, y) in enumerate(bar):
-            with autocast(dev):  # the adversarial examples are crafted in the training step's precision
+            with batches.autocast():  # the adversarial examples are crafted in the training step's precision
                 if adv is not None:
                     x, mask = mix_adversarial(plain, x, y, adv_prob, adv)
                     adv_seen += int(mask.sum())
-                out = model(x)
-                loss = loss_fn(out, y)
+                if randconv is not None:  # every view through its own random conv; CE on the first view
+                    g = torch.Generator().manual_seed(_stream(seed, epoch, step))
+                    logits = model(randconv(x, g))
+                    out = logits[:len(y)]
+                    loss = loss_fn(out, y) + randconv.weight * consistency_loss(logits, randconv.views)
+                else:
+                    out = model(x)
+                    loss = loss_fn(out, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -167,11 +175,24 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
     """Train (or fine-tune) as cfg says, write the run folder `out`, return the results dict."""
     cfg.validate()
     out = Path(out)
-    metrics_path, ckpt_path = out / METRICS, out / CHECKPOINT
-    if metrics_path.exists() and not overwrite:
-        raise UsageError(f"{metrics_path} exists already (a finished run); pass --overwrite to train again")
-    if resume and not ckpt_path.is_file():
-        raise UsageError(f"--resume: no checkpoint at {ckpt_path}")
+    _check_start(out, overwrite, resume)
+    if dist_rank() != 0:  # under torchrun only rank 0 writes, so only it holds the lock
+        return _run(cfg, out, data_root, cache_dir, download, wandb, resume, progress, job_type)
+    with exclusive(ensure_dir(out) / LOCK, f"run folder {out}"):
+        _check_start(out, overwrite, resume)  # again, now that no other writer can finish meanwhile
+        for name in (METRICS, MODEL, CHECKPOINT, "curves.png"):
+            clean_partial(out / name)  # what an interrupted write of ours left behind
+        return _run(cfg, out, data_root, cache_dir, download, wandb, resume, progress, job_type)
+
+
+def _check_start(out: Path, overwrite: bool, resume: bool) -> None:
+    if (out / METRICS).exists() and not overwrite:
+        raise UsageError(f"{out / METRICS} exists already (a finished run); pass --overwrite to train again")
+    if resume and not (out / CHECKPOINT).is_file():
+        raise UsageError(f"--resume: no checkpoint at {out / CHECKPOINT}")
+
+
+def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resume, progress, job_type) -> dict:
     ensure_dir(out)
     started = time.time()
     dist = setup_dist(cfg.device)
@@ -180,7 +201,7 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
     seed_everything(cfg.seed, cfg.deterministic)
 
     train_set, eval_sets, described = prepare_data(cfg, data_root, cache_dir, download)
-    model = init_model(cfg).to(device, memory_format=memory_format(device))
+    model = init_model(cfg).to(device, memory_format=memory_format(device, cfg.channels_last))
     frozen = freeze(model, cfg.trainable)
     optimizer, scheduler = build_optimizer(cfg, model)
     loss_fn = build_loss(cfg)
@@ -201,13 +222,18 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
         from loaders.augment import study_augmentation
 
         augment = study_augmentation().to(device)
+    computing = dict(precision=cfg.precision, channels_last=cfg.channels_last)
     train_batches = Batches(train_set, cfg.batch_size, device, shuffle=True, augment=augment,
-                            image_size=cfg.image_size, shard=(dist.rank, dist.world))
-    eval_batches = {k: Batches(v, cfg.eval_batch_size, device, image_size=cfg.image_size)
+                            image_size=cfg.image_size, shard=(dist.rank, dist.world), drop_single=True, **computing)
+    described["train"]["last_batch"] = ("a final batch of one image is dropped each epoch"
+                                        if train_batches.drops_last() else "kept whole")
+    eval_batches = {k: Batches(v, cfg.eval_batch_size, device, image_size=cfg.image_size, **computing)
                     for k, v in eval_sets.items()}
     # Embedding models are scored by kNN on the train embeddings (plain images, no augmentation).
-    knn_train = Batches(train_set, cfg.eval_batch_size, device, image_size=cfg.image_size) if cfg.head == "none" else None
+    knn_train = Batches(train_set, cfg.eval_batch_size, device, image_size=cfg.image_size,
+                        **computing) if cfg.head == "none" else None
     adv_train, adv_eval = training_attack(cfg), eval_attack(cfg)
+    randconv = RandConv.from_config(cfg)
     tracker = Tracker(wandb and dist.is_main, group=cfg.preset, name=f"{cfg.preset}-s{cfg.seed}", job_type=job_type,
                       config={**cfg.to_dict(), "datasets": described}, tags=(cfg.profile, cfg.question))
     try:
@@ -217,7 +243,7 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
                 row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
                 row.update(train_epoch(train_model, train_batches, loss_fn, optimizer, frozen, epoch=epoch,
                                        seed=cfg.seed, stop=stop, progress=progress, adv=adv_train,
-                                       adv_prob=cfg.adv_prob, dist=dist))
+                                       adv_prob=cfg.adv_prob, dist=dist, randconv=randconv))
                 scheduler.step()
                 classifier = Classifier(model, knn_train, cfg.knn_k)
                 for key, batches in eval_batches.items():
@@ -258,9 +284,18 @@ def _finish(cfg, out: Path, model, history, described, device, started, world: i
         "config": cfg.to_dict(), "roles": dict(cfg.stand_ins), "datasets": described,
         "metrics": metrics, "history": history,
         "val_attack": attack.describe() if attack else None,
-        "provenance": {**provenance(device, time.time() - started), "world_size": world},
+        "provenance": {**provenance(device, time.time() - started), "world_size": world,
+                       **resolved(device, cfg.precision, cfg.channels_last)},
     })
     return finish_run(out, model, results, draw=lambda r, folder: plot_curves(r, folder / "curves.png"))
+
+
+def _stream(*keys: int) -> int:
+    """A seed for the random stream of (seed, epoch, step): independent for every tuple, unlike an affine
+    mix of the keys, whose streams overlap between seeds."""
+    import numpy as np
+
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
 
 
 def _namespaced(row: dict) -> dict:

@@ -177,3 +177,42 @@ def test_a_section_run_with_its_change_undone_is_flagged_but_profile_scale_is_no
     assert "q1-pretrained ran with pretrained=False where the section sets pretrained=True, so it is " \
            "q1-baseline again by construction" in text
     assert "q2-circle ran with" not in text
+
+
+def dg_result(preset, seed, mnist, usps, n=2000):
+    skipped = {f"{d}_test": {"dataset": d, "size": 0, "skipped": f"{d} test not found"} for d in ("svhn", "mnistm", "syn")}
+    return {"preset": preset, "profile": "quick", "seed": seed, "roles": {},
+            "datasets": {"mnist_test": {"dataset": "mnist", "size": n}, "usps_test": {"dataset": "usps", "size": n},
+                         **skipped},
+            "metrics": {"mnist_test_acc": mnist, "usps_test_acc": usps, "train_loss": 0.1, "train_acc": 99.0}}
+
+
+def test_the_dg_table_per_target_with_n_intervals_published_rows_and_noise(tmp_path):
+    from eval.report import wilson
+
+    values = {"dg-erm-digitnet": [(98.0, 70.0), (98.2, 71.0), (98.4, 72.0)],
+              "dg-randconv-digitnet": [(97.0, 80.0), (97.2, 81.0), (97.4, 82.0)],   # +10 on USPS: beyond noise
+              "dg-erm-resnet18": [(99.0, 75.0), (99.1, 76.0), (99.2, 77.0)],
+              "dg-randconv-resnet18": [(99.0, 75.5), (99.1, 76.5), (99.2, 77.5)]}  # +0.5: within noise
+    for preset, seeds in values.items():
+        for seed, (mnist, usps) in enumerate(seeds):
+            write(tmp_path, preset, seed, "metrics.json", dg_result(preset, seed, mnist, usps))
+    text = write_report("quick", tmp_path).read_text()
+    erm = row(text, "dg-erm-digitnet")
+    lo, hi = wilson(71.0, 2000)  # the seeds share the test images: n is the test set's
+    assert f"71.00 ± 1.00 (n=3), 2,000 imgs, 95% [{lo:.1f}, {hi:.1f}]" in erm
+    assert "| 76.94 |" in erm and "| 49.29 |" in erm  # the published ERM row beside ours, as published
+    assert erm.count("skipped (data missing)") == 3
+    assert "71.00 ± 1.00 (n=3) over usps" in erm  # the average says which targets it covers
+    assert "dg-randconv-digitnet vs dg-erm-digitnet on USPS: +10.00 points, **beyond noise**" in text
+    assert "dg-randconv-resnet18 vs dg-erm-resnet18 on USPS: +0.50 points, within noise" in text
+    assert (tmp_path / "quick" / "dg-targets.png").is_file() and "![dg: accuracy per domain](dg-targets.png)" in text
+
+
+def test_wilson_interval_against_its_formula():
+    from eval.report import wilson
+
+    lo, hi = wilson(50.0, 100)
+    assert round(lo, 2) == 40.38 and round(hi, 2) == 59.62  # the textbook value for 50/100
+    lo, hi = wilson(100.0, 20)
+    assert hi == 100.0 and 83.0 < lo < 84.0

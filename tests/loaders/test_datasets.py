@@ -7,6 +7,7 @@ from PIL import Image
 from core.errors import RunFailure, UsageError
 from loaders.datasets import load_split, read_idx, stratified_subset, train_val_split
 from tests.fixtures import write_idx
+from loaders.registry import CIFAR_CLASSES
 
 
 def test_svhn_mat_maps_label_10_to_digit_0(tmp_path):
@@ -44,8 +45,8 @@ def test_real_mnist_if_present():
 
 
 def test_image_folder_fallback(tmp_path):
-    for label in range(10):
-        folder = tmp_path / "cifar10" / "test" / f"class{label}"
+    for label, name in enumerate(CIFAR_CLASSES):
+        folder = tmp_path / "cifar10" / "test" / name
         folder.mkdir(parents=True)
         for i in range(2):
             Image.fromarray(np.full((32, 32, 3), label * 20 + i, dtype=np.uint8)).save(folder / f"{i}.png")
@@ -57,7 +58,19 @@ def test_image_folder_fallback(tmp_path):
 def test_image_folder_with_wrong_number_of_classes(tmp_path):
     for label in range(3):
         (tmp_path / "cifar10" / "test" / str(label)).mkdir(parents=True)
-    with pytest.raises(RunFailure, match="3 class folders, expected 10"):
+    with pytest.raises(RunFailure, match="missing airplane"):
+        load_split("cifar10", "test", tmp_path)
+
+
+def test_a_renamed_class_folder_stops_the_run_instead_of_shifting_labels(tmp_path):
+    for name in CIFAR_CLASSES:
+        for split in ("train", "test"):
+            folder = tmp_path / "cifar10" / split / name
+            folder.mkdir(parents=True)
+            Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(folder / "0.png")
+    assert load_split("cifar10", "train", tmp_path).labels.tolist() == list(range(10))
+    (tmp_path / "cifar10" / "test" / "airplane").rename(tmp_path / "cifar10" / "test" / "zz-plane")
+    with pytest.raises(RunFailure, match="missing airplane; unexpected zz-plane"):
         load_split("cifar10", "test", tmp_path)
 
 

@@ -37,8 +37,10 @@ def test_results_contract(tmp_path):
     assert not (tmp_path / "r" / "checkpoint.pt").exists()
 
 
-def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    full = run(tiny(), tmp_path / "full", wandb=False)
+@pytest.mark.parametrize("preset", ["q1-baseline", "q1-randconv"])  # RandConv's draws resume exactly too
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch, preset):
+    tiny_ = lambda: tiny(preset)  # noqa: E731
+    full = run(tiny_(), tmp_path / "full", wandb=False)
 
     real_line = loop._epoch_line
 
@@ -49,11 +51,11 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, monkeyp
 
     monkeypatch.setattr(loop, "_epoch_line", crash_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        run(tiny(), tmp_path / "cut", wandb=False)
+        run(tiny_(), tmp_path / "cut", wandb=False)
     assert (tmp_path / "cut" / "checkpoint.pt").is_file()
     assert not (tmp_path / "cut" / "metrics.json").exists()
     monkeypatch.setattr(loop, "_epoch_line", real_line)
-    resumed = run(tiny(), tmp_path / "cut", wandb=False, resume=True)
+    resumed = run(tiny_(), tmp_path / "cut", wandb=False, resume=True)
     assert _strip_time(resumed) == _strip_time(full)
     assert resumed["metrics"] == full["metrics"]
 
@@ -64,6 +66,34 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, monkeypatch):
         run(tiny(), tmp_path / "r", wandb=False)
     with pytest.raises(UsageError, match="different run: lr is 0.001 there but 0.01 here"):
         run(tiny(lr=0.01), tmp_path / "r", wandb=False, resume=True)
+
+
+def test_a_checkpoint_from_before_a_new_field_still_resumes(tmp_path, monkeypatch):
+    """A checkpoint written by an older trustlab lacks the fields added since; they were at their defaults."""
+    monkeypatch.setattr(loop, "_epoch_line", lambda cfg, row: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny(), tmp_path / "r", wandb=False)
+    ckpt = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    for field in ("arch", "randconv", "optional_eval", "train_take"):
+        ckpt["method"].pop(field)
+    torch.save(ckpt, tmp_path / "r" / "checkpoint.pt")
+    monkeypatch.undo()
+    assert run(tiny(), tmp_path / "r", wandb=False, resume=True)["history"][-1]["epoch"] == 2
+    with pytest.raises(UsageError, match="different run: preset .* \(and 1 more\)"):  # randconv: a real difference
+        torch.save(ckpt, tmp_path / "r" / "checkpoint.pt")
+        run(tiny("q1-randconv"), tmp_path / "r", wandb=False, resume=True, overwrite=True)
+
+
+def test_randconv_runs_once_per_training_step(tmp_path, monkeypatch):
+    from loaders.randconv import RandConv
+
+    calls, real = [], RandConv.__call__
+    monkeypatch.setattr(RandConv, "__call__", lambda self, x, g: calls.append(len(x)) or real(self, x, g))
+    run(tiny("q1-randconv", epochs=1), tmp_path / "rc", wandb=False)
+    assert calls == [32, 32, 32]  # 96 images, batch 32: every step, and only training steps
+    calls.clear()
+    run(tiny(epochs=1), tmp_path / "plain", wandb=False)
+    assert calls == []
 
 
 def test_same_seed_same_numbers(tmp_path):

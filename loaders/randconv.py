@@ -1,0 +1,62 @@
+"""RandConv (Xu et al., ICLR 2021): random convolutions as a batched, on-device augmentation.
+
+Each view of a batch passes through a freshly drawn random convolution (3 -> 3 channels, stride 1,
+padding k//2, no bias), with the kernel size k drawn uniformly from `kernels` and the weights from
+N(0, 1/(3 k^2)) (kaiming normal, fan-in, gain 1: the paper code's `kaiming_normal_(nonlinearity=
+'conv2d')`). The "mix" variant blends it with the input: alpha * conv(x) + (1 - alpha) * x, with
+alpha ~ U(0, 1) drawn with the kernel. Like the paper's code the convolution acts on the normalised
+input ((x - mean) / std, the model's own normalisation) and is not clamped; the result is mapped back
+to the pixel scale, where the model normalises it again. Shapes, edges and layout survive; colour and
+local texture do not, so the network cannot rely on them.
+
+The consistency loss (losses/consistency.py) ties the views' predictions together.
+Settings as in wildphoton/RandConv's exp_mnist10k.sh (mix variant): kernels {1, 3, 5, 7}, 3 views,
+consistency weight 10.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def random_kernel(k: int, generator: torch.Generator, channels: int = 3) -> torch.Tensor:
+    """(channels, channels, k, k) weights from N(0, 1 / (channels k^2))."""
+    return torch.randn(channels, channels, k, k, generator=generator) / math.sqrt(channels * k * k)
+
+
+def rand_conv(x: torch.Tensor, weight: torch.Tensor, alpha: float, mean=None, std=None) -> torch.Tensor:
+    """alpha * conv(x_n, weight) + (1 - alpha) * x_n with x_n the normalised x, back on the pixel scale."""
+    mean = torch.as_tensor(0.0 if mean is None else mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(1.0 if std is None else std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    xn = (x - mean) / std
+    out = F.conv2d(xn, weight.to(x.device, x.dtype), padding=weight.shape[-1] // 2)
+    return (alpha * out + (1 - alpha) * xn) * std + mean
+
+
+class RandConv:
+    def __init__(self, kernels: Sequence[int] = (1, 3, 5, 7), views: int = 3, weight: float = 10.0,
+                 mean=None, std=None):
+        self.kernels, self.views, self.weight = tuple(kernels), views, weight
+        self.mean, self.std = mean, std
+
+    @classmethod
+    def from_config(cls, cfg) -> "RandConv | None":
+        if not cfg.randconv:
+            return None
+        return cls(cfg.randconv_kernels, cfg.randconv_views, cfg.randconv_weight, cfg.input_mean, cfg.input_std)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """All views of batch x, stacked: (views * B, C, H, W); each view with its own kernel and alpha."""
+        out = []
+        for _ in range(self.views):
+            k = self.kernels[int(torch.randint(len(self.kernels), (1,), generator=generator))]
+            alpha = float(torch.rand((), generator=generator))
+            out.append(rand_conv(x, random_kernel(k, generator, x.shape[1]), alpha, self.mean, self.std))
+        return torch.cat(out)
+
+    def describe(self) -> dict:
+        return {"variant": "mix", "kernels": list(self.kernels), "views": self.views,
+                "consistency_weight": self.weight}

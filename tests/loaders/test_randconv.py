@@ -1,0 +1,88 @@
+"""RandConv against its definition, and its consistency loss against a naive loop."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from loaders.randconv import RandConv, rand_conv, random_kernel
+from losses.consistency import consistency_loss
+
+
+def _images(n=6, seed=0):
+    return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def test_identity_kernel_gives_the_input_back():
+    x = _images()
+    eye = torch.zeros(3, 3, 1, 1)
+    eye[range(3), range(3)] = 1
+    for mean, std in ((None, None), ((0.5,) * 3, (0.5,) * 3), ((0.1, 0.2, 0.3), (0.3, 0.2, 0.1))):
+        for alpha in (0.0, 0.3, 1.0):
+            assert torch.allclose(rand_conv(x, eye, alpha, mean, std), x, atol=1e-6)
+
+
+def test_mix_is_the_blend_of_the_convolution_and_the_input_in_normalised_space():
+    x, w = _images(), random_kernel(3, torch.Generator().manual_seed(1))
+    xn = (x - 0.5) / 0.5
+    expected = (0.25 * F.conv2d(xn, w, padding=1) + 0.75 * xn) * 0.5 + 0.5
+    assert torch.allclose(rand_conv(x, w, 0.25, (0.5,) * 3, (0.5,) * 3), expected, atol=1e-6)
+
+
+def test_kernel_weights_follow_kaiming_normal_fan_in():
+    w = random_kernel(7, torch.Generator().manual_seed(0))
+    assert w.shape == (3, 3, 7, 7)
+    assert abs(w.std().item() - 1 / math.sqrt(3 * 49)) < 0.2 / math.sqrt(3 * 49)
+
+
+def test_views_keep_shapes_dtype_device_and_variance_and_differ_per_batch():
+    x = _images(8)
+    rc = RandConv(views=3, mean=(0.5,) * 3, std=(0.5,) * 3)
+    out = rc(x, torch.Generator().manual_seed(0))
+    assert out.shape == (24, 3, 32, 32) and out.dtype == x.dtype and out.device == x.device
+    assert torch.isfinite(out).all()
+    views = out.chunk(3)
+    assert not torch.allclose(views[0], views[1])  # each view its own kernel and alpha
+    again = rc(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # the same generator state draws the same kernels
+    assert not torch.equal(out, rc(x, torch.Generator().manual_seed(1)))  # the next batch, new kernels
+    # unclamped like the paper's code, but variance-preserving: the normalised output stays of the input's order
+    spread = ((out - 0.5) / 0.5).std() / ((x - 0.5) / 0.5).std()
+    assert 0.2 < spread.item() < 5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA here")
+def test_runs_on_the_gpu():
+    x = _images().cuda()
+    out = RandConv()(x, torch.Generator().manual_seed(0))
+    assert out.is_cuda and out.shape == (18, 3, 32, 32)
+
+
+def test_consistency_loss_against_a_naive_loop():
+    logits = torch.randn(3 * 5, 10, generator=torch.Generator().manual_seed(0))
+    probs = [F.softmax(v, dim=1) for v in logits.chunk(3)]
+    total = 0.0
+    for i in range(5):
+        m = [sum(p[i, c].item() for p in probs) / 3 for c in range(10)]
+        for p in probs:
+            total += sum(p[i, c].item() * (math.log(p[i, c].item()) - math.log(max(m[c], 1e-7))) for c in range(10))
+    assert consistency_loss(logits, 3).item() == pytest.approx(total / 5 / 3, rel=1e-5)
+    same = torch.randn(5, 10).repeat(3, 1)
+    assert consistency_loss(same, 3).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_randconv_section_trains_at_smoke_and_records_its_settings(tmp_path, data_root):
+    """One smoke epoch with RandConv through the one training loop; its settings land in the config."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    result = CliRunner().invoke(app, ["train", "--preset", "dg-randconv-digitnet", "--profile", "smoke",
+                                      "--data-root", str(data_root), "--no-download", "--no-wandb",
+                                      "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    r = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert r["config"]["randconv"] is True and r["config"]["arch"] == "digitnet"
+    assert {"mnist_test", "usps_test", "svhn_test", "mnistm_test", "syn_test"} <= set(r["datasets"])
