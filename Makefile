@@ -26,6 +26,7 @@ PYTHON ?= $(VENV)/bin/python
 
 SEEDS ?=
 SOURCE ?=
+TARGETS ?=
 R := $(RESULTS)/$(PROFILE)
 # Scale-out. GPUS="0 1 2 3" pins each section to one GPU (round robin over the run folders) for make -j.
 # LAUNCHER=slurm submits each section as a SLURM job through submitit (LAUNCHER=local: submitit's local executor).
@@ -59,7 +60,7 @@ RUN = $(call gpu_env,$(@D)) $(LAUNCH) $(PYTHON)
 # and a stamp per results file holding its resolved config, as Make starts. A results file depends on
 # its stamp and on the results it starts from, never on source files: a comment edit plans nothing.
 BOOT_PYTHON := $(if $(wildcard $(PYTHON)),$(PYTHON),python3)
-NOT_SECTIONS := help venv test demo bench bench-gpu report wandb-sync clean-results
+NOT_SECTIONS := help venv test demo bench bench-gpu gpu-check plan report wandb-sync clean-results
 ifneq ($(filter-out $(NOT_SECTIONS),$(or $(MAKECMDGOALS),help)),)
 RULES := $(shell $(BOOT_PYTHON) -m experiments.make --profile '$(PROFILE)' --results '$(RESULTS)' --seed '$(SEED)' \
 	--seeds '$(SEEDS)' --pretrained '$(PRETRAINED)' --weights '$(WEIGHTS)' --source '$(SOURCE)' --extra '$(EXTRA)' \
@@ -74,7 +75,7 @@ SECTIONS_q2 :=
 RUN_DIRS :=
 endif
 
-.PHONY: help venv test demo q1 q2 dg all report wandb-sync bench bench-gpu clean-results
+.PHONY: help venv test demo q1 q2 dg all report wandb-sync bench bench-gpu gpu-check plan clean-results
 
 help: ## List the targets and variables
 	@echo "trustlab — make TARGET [PROFILE=paper|quick|smoke|demo] [DATA_ROOT=data] [SEED=0 | SEEDS=\"0 1 2\"] [PRETRAINED=0|1]"
@@ -82,7 +83,7 @@ help: ## List the targets and variables
 	@echo "sections (from experiments/sections.py):"
 	@$(BOOT_PYTHON) -m experiments.make --help-targets
 	@echo "variables: PROFILE DATA_ROOT CACHE_DIR RESULTS SEED SEEDS PRETRAINED WEIGHTS SOURCE DOWNLOAD WANDB COMPILE"
-	@echo "           PRECISION (auto|bf16|fp32) CHANNELS_LAST (1|0)"
+	@echo "           PRECISION (auto|bf16|fp32) CHANNELS_LAST (1|0) TARGETS (make plan: questions or sections)"
 	@echo "           EXTRA (flags added to every command) GPUS LAUNCHER PARTITION GPUS_PER_JOB TIME DEMO_JOBS PYTHON"
 
 venv: $(VENV)/.installed ## Create .venv and install requirements.txt
@@ -116,8 +117,15 @@ q2: $(SECTIONS_q2) ## Every Q2 section (robustness: CIFAR-10, FGSM/PGD, adversar
 bench: | $(VENV_STAMP) ## Speed ratios side by side (training, attacks, kNN, UMAP, scaling) -> results/bench/<host>.json
 	$(PYTHON) bench/run.py $(EXTRA)
 
-bench-gpu: | $(VENV_STAMP) ## The short GPU check (CUDA only) -> results/bench/<host>-gpu.json
+bench-gpu: | $(VENV_STAMP) ## The GPU throughput rows only (CUDA only) -> results/bench/<host>-gpu.json
 	bash bench/gpu.sh $(PYTHON)
+
+gpu-check: | $(VENV_STAMP) ## Everything a GPU should show before `make all` (<8 min, offline, ../shared/datasets): rows, a paper slice, nccl, projection
+	$(PYTHON) bench/gpu_check.py
+
+plan: ## Before a long run: per run folder, images x epochs, estimated time (from make bench), disk, done or not. TARGETS="q1 dg"
+	@$(BOOT_PYTHON) -m experiments.plan --profile '$(PROFILE)' --results '$(RESULTS)' --seeds '$(SEEDS)' \
+		--pretrained '$(PRETRAINED)' --bench-dir '$(RESULTS)/bench' $(TARGETS)
 
 report: | $(VENV_STAMP) ## REPORT.md for PROFILE from whatever results exist (study vs ours, mean ± std)
 	$(PYTHON) cli.py report --profile $(PROFILE) --results $(RESULTS)

@@ -51,4 +51,6 @@ def provenance(device: torch.device, wall_seconds: float) -> dict:
         "hostname": socket.gethostname(),
         "argv": sys.argv,
         "wall_seconds": round(wall_seconds, 2),
+        **({"peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 3)}
+           if device.type == "cuda" else {}),
     }

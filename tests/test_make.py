@@ -190,3 +190,35 @@ def test_make_dg_smoke_runs_every_present_target_and_names_the_missing_ones(tmp_
     assert report.returncode == 0, report.stderr
     text = (base / "REPORT.md").read_text()
     assert "| dg-randconv-digitnet |" in text and "skipped (data missing)" in text and (base / "dg-targets.png").is_file()
+
+
+def test_make_plan_estimates_from_this_machines_bench_file_and_marks_done_runs(tmp_path):
+    import socket
+
+    results = tmp_path / "results"
+    (results / "bench").mkdir(parents=True)
+    (results / "bench" / f"{socket.gethostname()}.json").write_text(json.dumps({"rows": [
+        {"row": "train_vs_bare", "batch": 16, "ours_img_s": 100.0},
+        {"row": "train_vs_bare", "batch": 128, "ours_img_s": 400.0}]}))
+    done = results / "quick" / "dg-erm-digitnet"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text("{}")
+    out = make("plan", "PROFILE=quick", f"RESULTS={results}", "TARGETS=dg").stdout
+    rows = [line for line in out.splitlines() if line.startswith(f"| {results}")]
+    assert len(rows) == 4 and "done (skipped)" in rows[0] and all("to run" in r for r in rows[1:])
+    # dg-erm-resnet18 at quick: (5,000 train + 5 targets x 2,000 test / 3) x 5 epochs at 100 img/s = 417 s
+    assert next(r for r in rows if "dg-erm-resnet18" in r).split(" | ")[2] == "7 min"
+    assert "make dg PROFILE=quick: 3 of 4 runs to go" in out and f"from {results}/bench/" in out
+    no_bench = make("plan", "PROFILE=quick", f"RESULTS={tmp_path / 'elsewhere'}", "TARGETS=q2").stdout
+    assert "unknown: run `make bench`" in no_bench
+
+
+def test_make_gpu_check_on_a_cpu_stops_at_once_with_one_line():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the check would run")
+    done = subprocess.run([sys.executable, "bench/gpu_check.py"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "error: make gpu-check needs a CUDA GPU and there is none here (on the CPU, `make test` runs the bf16 and "
+        "channels_last paths)"]

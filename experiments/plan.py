@@ -1,0 +1,155 @@
+"""`make plan`: before a long run, what it will cost. For a profile and the chosen sections (questions or
+section names), one row per run folder: training images x epochs, an estimated wall time from the latest
+bench JSON of this machine (results/bench/<host>-gpu.json, else <host>.json; "unknown: run make bench"
+without one), the disk its model and checkpoint take, and whether it is already done (its metrics.json
+exists, so Make skips it unless its config changed). Torch-free: it answers in a fraction of a second.
+
+The estimate is a model, not a measurement: a training step costs the same per image as the bench's
+(ResNet18 at 32 px, scaled by the pixel count at other sizes; the digits ConvNet at ARCH_COST of it), RandConv multiplies by its views, adversarial training adds one
+forward-backward per adversarial sample and attack step, evaluation costs a third of training per image.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from pathlib import Path
+
+from experiments.profiles import PROFILES
+from experiments.resolve import resolve_training, run_dir
+from experiments.sections import QUESTIONS, SECTIONS
+
+# Train / test split sizes of the datasets (what a run uses when the profile sets no subset).
+SIZES = {"svhn": (73_257, 26_032), "mnist": (60_000, 10_000), "cifar10": (50_000, 10_000), "usps": (7_291, 2_007),
+         "mnistm": (59_001, 9_001), "syn": (479_400, 9_553), "digits": (1_347, 450), "digits-inverted": (1_347, 450)}
+MB = {"resnet18": 44.8, "digitnet": 17.6}
+# Cost per image relative to ResNet18 at 32 px, measured side by side on this repository's 2-core CPU
+# (dg-erm-digitnet: 10,000 images in ~25 s; dg-erm-resnet18 with augmentation: 5,000 in ~33 s).
+ARCH_COST = {"resnet18": 1.0, "digitnet": 0.45}  # model.pt; checkpoint.pt holds the model and 1-2 optimizer moments
+
+
+def _bench(bench_dir: Path, rows_gpu=None):
+    """(images/s at 32 px for (batch 16, batch >= 128), 224-px images/s or None, source) or None."""
+    host = socket.gethostname()
+    for name, rows in ((f"{host}-gpu.json", rows_gpu), (f"{host}-gpu.json", None), (f"{host}.json", None)):
+        if rows is None:
+            try:
+                rows = json.loads((bench_dir / name).read_text())["rows"]
+            except (OSError, ValueError, KeyError):
+                continue
+        rate = lambda row, batch: next((r.get("img_s") or r.get("ours_img_s") for r in rows  # noqa: E731
+                                        if r.get("row") == row and r.get("batch") == batch
+                                        and not r.get("compiled") and r.get("bf16_channels_last", True)), None)
+        small = rate("q1_train", 16) or rate("train_vs_bare", 16)
+        large = rate("q1_train", 256) or rate("train_vs_bare", 128) or small
+        if small:
+            return small, large, rate("q2_train_slice", 128), ("this run's rows" if rows is rows_gpu else name)
+    return None
+
+
+def rows(profile: str, names: list[str], results: str = "results", seeds=(), pretrained: bool = True,
+         bench_dir: str | Path = "results/bench", rows_gpu=None) -> tuple[list[dict], str | None]:
+    bench = _bench(Path(bench_dir), rows_gpu)
+    out = []
+    for name in names:
+        sec = SECTIONS[name]
+        if sec.kind == "none":
+            continue
+        for seed in seeds or [None]:
+            points = PROFILES[profile].curve_samples if sec.sweep else [None]
+            for samples in points:
+                folder = run_dir(results, profile, name, seed, samples)
+                overrides = dict(seed=seed or 0, pretrained=False if not pretrained else None)
+                if sec.kind == "finetune":
+                    overrides.update(init_from=str(run_dir(results, profile, sec.needs, seed)), finetune_samples=samples)
+                try:
+                    import contextlib
+                    import io
+
+                    with contextlib.redirect_stderr(io.StringIO()):
+                        cfg = resolve_training(name, profile, command="finetune-fc" if sec.kind == "finetune"
+                                               else "train", **overrides)
+                except Exception as err:  # noqa: BLE001 (a section this profile cannot resolve: say so)
+                    out.append({"run": str(folder), "error": str(err)})
+                    continue
+                full_train, _ = SIZES.get(cfg.train_on, (0, 0))
+                train = cfg.finetune_samples or min(cfg.train_size or full_train, full_train) - cfg.val_size
+                evals = cfg.val_size + sum(min(cfg.eval_size or SIZES.get(d, (0, 0))[1], SIZES.get(d, (0, 0))[1])
+                                           for d in cfg.eval_on)
+                cost = train * (cfg.randconv_views if cfg.randconv else 1) * ARCH_COST.get(cfg.arch, 1.0)
+                cost *= 1 + cfg.adv_prob * (cfg.attack_steps if cfg.adv_method == "pgd" else 1)
+                cost += evals / 3 * (2 if cfg.val_attack else 1)
+                seconds = None
+                if bench:
+                    small, large, at224, _ = bench
+                    rate = small if cfg.batch_size <= 32 else large
+                    px = cfg.image_size or 32
+                    rate = at224 if px == 224 and at224 else rate * (32 / px) ** 2
+                    seconds = cost * cfg.epochs / rate
+                arch_mb = MB.get(cfg.arch, 44.8)
+                out.append({"run": str(folder), "images": train, "epochs": cfg.epochs, "seconds": seconds,
+                            "disk_mb": round(arch_mb * (1 + (3 if cfg.optimizer == "adam" else 2))),
+                            "done": (folder / "metrics.json").is_file()})
+    return out, (bench[3] if bench else None)
+
+
+def estimate_total(profile: str, rows_gpu=None, bench_dir="results/bench") -> float | None:
+    """Hours of training for every section of `profile` (None without a bench file)."""
+    table, source = rows(profile, list(SECTIONS), bench_dir=bench_dir, rows_gpu=rows_gpu)
+    if source is None:
+        return None
+    return sum(r.get("seconds") or 0 for r in table) / 3600
+
+
+def _names(targets: list[str]) -> list[str]:
+    names = []
+    for t in targets or list(QUESTIONS):
+        if t in QUESTIONS:
+            names += [n for n, s in SECTIONS.items() if s.question == t]
+        elif t in SECTIONS:
+            names.append(t)
+        else:
+            raise SystemExit(f"error: unknown target {t!r}; give questions ({', '.join(QUESTIONS)}) or sections")
+    return list(dict.fromkeys(names))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="paper")
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--seeds", default="")
+    ap.add_argument("--pretrained", type=int, default=1)
+    ap.add_argument("--bench-dir", default="results/bench")
+    ap.add_argument("targets", nargs="*", help="questions (q1, q2, dg) or section names; default: all")
+    args = ap.parse_args(argv)
+    if args.profile not in PROFILES:
+        print(f"error: unknown profile {args.profile!r}; choose one of {', '.join(PROFILES)}", file=sys.stderr)
+        return 2
+    table, source = rows(args.profile, _names(args.targets), args.results, [int(s) for s in args.seeds.split()],
+                         bool(args.pretrained), args.bench_dir)
+    print("| run | train images x epochs | estimated time | disk | status |\n|---|---|---|---|---|")
+    todo = [r for r in table if not r.get("done") and "error" not in r]
+    for r in table:
+        if "error" in r:
+            print(f"| {r['run']} | – | – | – | cannot resolve: {r['error']} |")
+            continue
+        print(f"| {r['run']} | {r['images']:,} x {r['epochs']} | {_duration(r['seconds'])} | {r['disk_mb']} MB "
+              f"| {'done (skipped)' if r['done'] else 'to run'} |")
+    total = None if source is None else sum(r["seconds"] for r in todo)
+    where = f"from {args.bench_dir}/{source}" if source else "unknown: run `make bench` (or `make gpu-check`) first"
+    print(f"\nmake {' '.join(args.targets) or 'all'} PROFILE={args.profile}: {len(todo)} of {len(table)} runs to go, "
+          f"about {_duration(total)} of training on this machine ({where}); disk about "
+          f"{sum(r['disk_mb'] for r in todo) / 1024:.1f} GB while they run. Evaluations (attacks, kNN, UMAP) "
+          "come on top.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
