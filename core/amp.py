@@ -8,8 +8,13 @@ channels_last None: on CUDA only; True/False: everywhere/nowhere.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
+
+# channels_last parameters with contiguous gradients (on the CPU) only cost speed, and the warning would
+# otherwise be printed by every attack step.
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
 
 PRECISIONS = ("auto", "bf16", "fp32")
 

@@ -64,6 +64,7 @@ class RunConfig:
     smoothing: float = 0.1          # smooth-ce: true class 1-s, every other class s/(K-1)
     circle_m: float = 0.4           # circle: relaxation margin (Sun et al., 2020)
     circle_gamma: float = 80.0      # circle: scale factor
+    trades_beta: float = 6.0        # trades: weight of the KL term (Zhang et al. 2019: 6 on CIFAR-10)
     # --- fine-tuning (finetune-fc) ---
     init_from: str | None = None    # run folder whose model.pt starts this run
     trainable: tuple[str, ...] = () # parameter-name prefixes to train; () = all
@@ -125,6 +126,8 @@ class RunConfig:
             raise UsageError("randconv's consistency loss needs class logits: it goes with head 'fc' only")
         if self.randconv and self.randconv_weight < 0:
             raise UsageError(f"randconv weight must be at least 0, got {self.randconv_weight}")
+        if self.loss == "trades" and (self.adv_prob > 0 or self.head != "fc" or self.randconv):
+            raise UsageError("loss 'trades' crafts its own adversarial images: no adv-prob, randconv or embedding head")
         if (self.loss == "circle") != (self.head == "none"):
             raise UsageError("loss 'circle' goes with head 'none' (an embedding model), and only with it")
         return self

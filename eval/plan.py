@@ -28,6 +28,7 @@ class AttackPlan:
     attacks: tuple[AttackSpec, ...]
     eps_sweep: tuple[float, ...] = ()   # white-box robust accuracy of the first attack at each eps
     file: str = "robustness.json"
+    subset: str | None = None           # a Profile field giving the test images (e.g. "autoattack_points")
     command: str = "attack"
 
     @property

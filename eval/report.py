@@ -328,11 +328,12 @@ def _robustness(root: Path, q, secs: dict, sections: dict, scaled: set) -> list[
     lines = ["", f"The study's adversarial column is {q.reference_threat}. Ours: eps 8/255, PGD 10 steps of 2/255 "
                  "with a random start; the transfer source is named in each run's robustness.json.", "",
              "| section | clean study | clean ours | Δ | adversarial study | transfer noise+FGSM ours | Δ "
-             "| white-box FGSM | white-box PGD | transfer FGSM | transfer PGD |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| white-box FGSM | white-box PGD | transfer FGSM | transfer PGD | AutoAttack (test images) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = _table_rows(secs)
     loaded = {n: runs(root, s.name) for n, s in rows.items()}
     robust = {n: runs(root, s.name, "robustness.json") for n, s in rows.items()}
+    auto = {n: runs(root, s.name, "autoattack.json") for n, s in rows.items()}
     cells_of, flags = {}, []
     for name, rs in loaded.items():
         sec, ref = secs[name], secs[name].reference
@@ -355,7 +356,8 @@ def _robustness(root: Path, q, secs: dict, sections: dict, scaled: set) -> list[
         lines.append(f"| {name} | {ref_cell(ref.get(f'{dataset}_test_acc'))} | {fmt(cells['clean'])} "
                      f"| {delta(cells['clean'], ref.get(f'{dataset}_test_acc'))} "
                      f"| {ref_cell(ref.get('adversarial'))} | {fmt(tr)} | {delta(tr, ref.get('adversarial'))} | "
-                     + " | ".join(fmt(cells[c]) for c in ROBUST_COLUMNS) + " |")
+                     + " | ".join(fmt(cells[c]) for c in ROBUST_COLUMNS) + f" | {_autoattack_cell(auto[name])} |")
+        flags += _above_autoattack(name, cells, robust[name], auto[name])
         wf, wp = cells[("white-box", "fgsm")], cells[("white-box", "pgd")]
         if wf and wp and wp[0] > wf[0]:
             flags.append(f"- {name}: white-box PGD ({wp[0]:.2f}%) is above white-box FGSM ({wf[0]:.2f}%): "
@@ -380,6 +382,35 @@ def _robustness(root: Path, q, secs: dict, sections: dict, scaled: set) -> list[
                           f"{fmt(stats([k['clean_acc'] for k in knn]))}"
                       + "".join(f"; {t} {m} {fmt(stats(v))}" for (t, m), v in attacked.items())]
     return lines
+
+
+def _n_of(rs: list[dict]) -> int | None:
+    ns = [r.get("test", {}).get("n") for r in rs]
+    return min(ns) if ns and all(isinstance(n, int) and n > 0 for n in ns) else None
+
+
+def _autoattack_cell(aa: list[dict]) -> str:
+    s, n = _robust(aa, "white-box", "autoattack"), _n_of(aa)
+    if s is None:
+        return "not run"
+    lo, hi = wilson(s[0], n) if n else (None, None)
+    return fmt(s) + (f", {n:,} imgs, 95% [{lo:.1f}, {hi:.1f}]" if n else "")
+
+
+def _above_autoattack(name: str, cells: dict, rob: list[dict], aa: list[dict]) -> list[str]:
+    """A white-box number above AutoAttack's by more than the two test sets' noise overstates robustness."""
+    a, n_a, n_r = _robust(aa, "white-box", "autoattack"), _n_of(aa), _n_of(rob)
+    flags = []
+    for method, label in (("pgd", "PGD-10"), ("fgsm", "FGSM")):
+        w = cells[("white-box", method)]
+        if a is None or w is None or not n_a or not n_r:
+            continue
+        gap, noise = w[0] - a[0], difference_noise(w, a, n_r, n_a)
+        if gap > noise:
+            flags.append(f"- {name}: white-box {label} {w[0]:.2f}% is above AutoAttack's {a[0]:.2f}% by {gap:.2f} "
+                         f"points, beyond the test-set noise (±{noise:.2f} on {n_r:,} and {n_a:,} images): **{label} "
+                         "overstates this model's robustness; quote AutoAttack.**")
+    return flags
 
 
 def sweep_curve(root: Path, out_dir: Path, sec) -> list[str]:

@@ -87,6 +87,9 @@ def _eval_command(plan, profile) -> tuple[str, dict]:
         flags = _attack_flags(plan.specs)
         if plan.eps_sweep:
             flags += " --eps-sweep " + ",".join(eps_label(e) for e in plan.eps_sweep)
+        if plan.subset:
+            flags += f" --n {getattr(profile, plan.subset)}"
+            recorded["n"] = getattr(profile, plan.subset)
         return flags, {**recorded, "eps_sweep": list(plan.eps_sweep)}
     if isinstance(plan, KnnPlan):
         flags = f"--k {plan.k}" + (" " + _attack_flags(plan.specs, "attack") if plan.specs else "")

@@ -1,6 +1,6 @@
-"""Training losses by name: cross-entropy, the study's label smoothing, Circle Loss (torch-free names;
+"""Training losses by name: cross-entropy, the study's label smoothing, Circle Loss, TRADES (torch-free names;
 the loss modules load in build_loss)."""
-LOSSES = ("ce", "smooth-ce", "circle")
+LOSSES = ("ce", "smooth-ce", "circle", "trades")
 
 
 def build_loss(cfg):
@@ -17,6 +17,10 @@ def build_loss(cfg):
         from losses.circle import CircleLoss
 
         return CircleLoss(m=cfg.circle_m, gamma=cfg.circle_gamma)
+    if cfg.loss == "trades":  # called with (natural logits, adversarial logits, labels) by the loop's TRADES hook
+        from losses.trades import TradesLoss
+
+        return TradesLoss(cfg.trades_beta)
     raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSSES)}")
 
 

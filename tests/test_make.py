@@ -103,6 +103,13 @@ def test_make_q2_smoke_end_to_end(tmp_path, data_root):
         transfer = [r for r in rob["results"] if r["threat_model"] == "transfer"]
         assert all(r["source"].endswith("q2-baseline") for r in transfer)
     assert json.loads((base / "q2-circle" / "metrics.json").read_text())["config"]["loss"] == "circle"
+    for preset in ("q2-fast-at", "q2-pgd-at", "q2-trades"):  # the defences that work, with the same evaluations
+        r = json.loads((base / preset / "metrics.json").read_text())
+        assert r["metrics"].get("train_adv_fraction", 1.0) == 1.0 or r["config"]["loss"] == "trades"
+        aa = json.loads((base / preset / "autoattack.json").read_text())
+        assert [row["method"] for row in aa["results"]] == ["autoattack"] and aa["test"]["n"] == 10
+    assert json.loads((base / "q2-trades" / "metrics.json").read_text())["config"]["loss"] == "trades"
+    assert json.loads((base / "q2-pgd-at" / "metrics.json").read_text())["config"]["attack_steps"] == 7
     assert json.loads((base / "q2-adversarial" / "metrics.json").read_text())["metrics"]["train_adv_fraction"] > 0.3
     assert (base / "q2-examples" / "robustness-examples.png").is_file()
     for preset in ("q2-baseline", "q2-circle"):

@@ -25,6 +25,19 @@ def mix_adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, p: float
     return mixed, mask
 
 
+def trades_step(plain: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, cfg,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """TRADES: x' from the KL inner maximisation against the plain model (eval mode), then one forward of
+    the natural and adversarial batches together through the training model. (loss, natural logits)."""
+    from attacks.trades import trades_kl
+
+    x_adv = trades_kl(plain, x, eps=cfg.attack_eps, alpha=cfg.attack_alpha, steps=cfg.attack_steps,
+                      generator=generator)
+    logits = model(torch.cat([x, x_adv]))
+    nat, adv = logits[:len(x)], logits[len(x):]
+    return loss_fn(nat, adv, y), nat
+
+
 def training_attack(cfg) -> AttackSpec | None:
     if cfg.adv_prob <= 0:
         return None

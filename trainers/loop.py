@@ -37,7 +37,7 @@ from losses import build_loss
 from losses.consistency import consistency_loss
 from runs import (CHECKPOINT, LOCK, METRICS, MODEL, finish_run, init_model, pick_device, prepare_data, restore_checkpoint,
                   save_checkpoint)
-from trainers.adversarial import eval_attack, mix_adversarial, training_attack
+from trainers.adversarial import eval_attack, mix_adversarial, trades_step, training_attack
 
 
 class Interrupted(RunFailure):
@@ -99,8 +99,9 @@ def graceful_interrupts():
 # ---------------------------------------------------------------- the loop
 
 def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: int, seed: int, stop,
-                progress: bool, adv=None, adv_prob: float = 0.0, dist=None, randconv=None) -> dict:
-    """One epoch. `model` may be DDP-wrapped; attacks and attributes use the plain module."""
+                progress: bool, adv=None, adv_prob: float = 0.0, dist=None, randconv=None, trades=None) -> dict:
+    """One epoch. `model` may be DDP-wrapped; attacks and attributes use the plain module. `trades`: the
+    RunConfig when the loss is TRADES (its eps, step size and steps shape the inner maximisation)."""
     from tqdm.auto import tqdm
 
     wrapped = getattr(model, "_orig_mod", model)  # under torch.compile
@@ -124,7 +125,10 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
                 if adv is not None:
                     x, mask = mix_adversarial(plain, x, y, adv_prob, adv)
                     adv_seen += int(mask.sum())
-                if randconv is not None:  # every view through its own random conv; CE on the first view
+                if trades is not None:  # crafts its own adversarial images (KL inner maximisation), then one joint forward
+                    g = torch.Generator().manual_seed(_stream(seed, epoch, step))
+                    loss, out = trades_step(plain, model, x, y, loss_fn, trades, g)
+                elif randconv is not None:  # every view through its own random conv; CE on the first view
                     g = torch.Generator().manual_seed(_stream(seed, epoch, step))
                     logits = model(randconv(x, g))
                     out = logits[:len(y)]
@@ -243,7 +247,8 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                 row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
                 row.update(train_epoch(train_model, train_batches, loss_fn, optimizer, frozen, epoch=epoch,
                                        seed=cfg.seed, stop=stop, progress=progress, adv=adv_train,
-                                       adv_prob=cfg.adv_prob, dist=dist, randconv=randconv))
+                                       adv_prob=cfg.adv_prob, dist=dist, randconv=randconv,
+                                       trades=cfg if cfg.loss == "trades" else None))
                 scheduler.step()
                 classifier = Classifier(model, knn_train, cfg.knn_k)
                 for key, batches in eval_batches.items():

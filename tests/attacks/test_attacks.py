@@ -124,3 +124,30 @@ def test_autoattack_runs_through_torchattacks(setup):
     model, x, y = setup
     adv = run_attack(AttackSpec("autoattack", eps=2 / 255), model, x[:2], y[:2])
     assert adv.shape == x[:2].shape and (adv - x[:2]).abs().max() <= 2 / 255 + 1e-6
+
+
+def test_autoattack_through_the_registry_equals_torchattacks_called_directly(setup):
+    model, x, y = setup
+    ours = run_attack(AttackSpec("autoattack", eps=1 / 255, seed=3), model, x[:6], y[:6])
+    ref = torchattacks.AutoAttack(model, norm="Linf", eps=1 / 255, version="standard", n_classes=10, seed=3)(x[:6], y[:6])
+    with torch.no_grad():
+        assert torch.equal(model(ours).argmax(1) == y[:6], model(ref).argmax(1) == y[:6])  # the same robust accuracy
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-6)
+
+
+def test_trades_inner_maximisation_stays_in_the_ball_and_raises_the_kl(setup):
+    import torch.nn.functional as F
+
+    from attacks.trades import trades_kl
+
+    model, x, _ = setup
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    adv = trades_kl(model, x, eps=8 / 255, alpha=0.007, steps=10, generator=g())
+    assert (adv - x).abs().max() <= 8 / 255 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    assert torch.equal(adv, trades_kl(model, x, eps=8 / 255, alpha=0.007, steps=10, generator=g()))
+    with torch.no_grad():
+        p = F.softmax(model(x), 1)
+        kl = lambda z: F.kl_div(F.log_softmax(model(z), 1), p, reduction="sum").item()  # noqa: E731
+        start = x + 0.001 * torch.randn(x.shape, generator=g())
+        assert kl(adv) > 10 * max(kl(start), 1e-6)
+    assert model.training is False and all(p.requires_grad for p in model.parameters())

@@ -216,3 +216,25 @@ def test_wilson_interval_against_its_formula():
     assert round(lo, 2) == 40.38 and round(hi, 2) == 59.62  # the textbook value for 50/100
     lo, hi = wilson(100.0, 20)
     assert hi == 100.0 and 83.0 < lo < 84.0
+
+
+def test_a_white_box_number_above_autoattack_beyond_noise_is_flagged(tmp_path):
+    for seed in range(2):
+        write(tmp_path, "q2-baseline", seed, "metrics.json",
+              {"preset": "q2-baseline", "profile": "quick", "seed": seed, "metrics": {"cifar10_test_acc": 80.0}})
+        rob = robustness("q2-baseline", seed, 45.0, 40.0, 60.0)
+        rob["test"] = {"n": 1000}
+        write(tmp_path, "q2-baseline", seed, "robustness.json", rob)
+        write(tmp_path, "q2-baseline", seed, "autoattack.json",
+              {"preset": "q2-baseline", "profile": "quick", "seed": seed, "test": {"n": 200},
+               "results": [{"threat_model": "white-box", "method": "autoattack", "robust_acc": 20.0}]})
+    text = write_report("quick", tmp_path).read_text()
+    assert "20.00 ± 0.00 (n=2), 200 imgs" in row(text, "q2-baseline")
+    assert "q2-baseline: white-box PGD-10 40.00% is above AutoAttack's 20.00% by 20.00 points" in text
+    for seed in range(2):  # within the noise of 1,000 and 200 test images: no flag
+        write(tmp_path, "q2-baseline", seed, "autoattack.json",
+              {"preset": "q2-baseline", "profile": "quick", "seed": seed, "test": {"n": 200},
+               "results": [{"threat_model": "white-box", "method": "autoattack", "robust_acc": 37.0}]})
+    text = write_report("quick", tmp_path).read_text()
+    assert "PGD-10 40.00% is above AutoAttack" not in text  # 3 points: within the noise
+    assert "FGSM 45.00% is above AutoAttack's 37.00% by 8.00 points" in text  # 8 points: beyond ±7.37
