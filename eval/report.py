@@ -456,7 +456,67 @@ def _sections(root: Path, out_dir: Path, secs: dict) -> list[str]:
             continue
         rs = runs(root, sec.name, "metrics.json" if sec.kind != "none" else sec.evals[0].file)
         lines += _seeds_and_figures(root, out_dir, name, rs) if rs else ["*not run*"]
+        if sec.kind != "none" and any(p.file == "robustness.json" for p in sec.evals):
+            lines += audit_card(name, runs(root, sec.name, "robustness.json"), runs(root, sec.name, "autoattack.json"))
     return lines
+
+
+LARGE_EPS = 64 / 255   # at this radius every honest model should be near 0
+NEAR_ZERO = 5.0        # "about 0": at most this many points, plus the test-set noise
+
+
+def audit_card(name: str, rob: list[dict], aa: list[dict]) -> list[str]:
+    """The gradient-masking checks the results files already answer (Carlini et al. 2019; Athalye et al.
+    2018), each with its numbers and a pass or a flag judged against the test-set noise (95% Wilson)."""
+    if not rob:
+        return []
+    n = _n_of(rob)
+    cell = lambda t, m: _robust(rob, t, m)  # noqa: E731
+    checks = []
+
+    def verdict(ok: bool) -> str:
+        return "pass" if ok else "**flag**"
+
+    wf, wp = cell("white-box", "fgsm"), cell("white-box", "pgd")
+    if wf and wp and n:
+        noise = difference_noise(wp, wf, n, n)
+        checks.append(f"1. iterative not weaker than single-step: PGD-10 {wp[0]:.2f}% vs FGSM {wf[0]:.2f}% "
+                      f"(noise ±{noise:.2f}): {verdict(wp[0] - wf[0] <= noise)}")
+    a, n_a = _robust(aa, "white-box", "autoattack"), _n_of(aa)
+    if wp and a and n and n_a:
+        noise = difference_noise(wp, a, n, n_a)
+        checks.append(f"3. AutoAttack not far below PGD-10: {a[0]:.2f}% vs {wp[0]:.2f}% (noise ±{noise:.2f}): "
+                      f"{verdict(wp[0] - a[0] <= noise)}")
+    sweeps = [r.get("eps_sweep") or [] for r in rob]
+    if sweeps and sweeps[0] and n:
+        by_eps: dict = {}
+        for sweep in sweeps:
+            for row in sweep:
+                by_eps.setdefault(row["eps"], []).append(row["robust_acc"])
+        points = sorted((e, sum(v) / len(v)) for e, v in by_eps.items())
+        rises = [(e0, a0, e1, a1) for (e0, a0), (e1, a1) in zip(points, points[1:])
+                 if a1 - a0 > 196 * math.sqrt(max(a0, a1) / 100 * (1 - max(a0, a1) / 100) * 2 / n)]
+        method = sweeps[0][0].get("method", "the first attack")
+        line = f"5. {method} accuracy non-increasing in eps over {len(points)} radii: {verdict(not rises)}"
+        if rises:
+            e0, a0, e1, a1 = rises[0]
+            line += f" (rises from {a0:.2f}% at {e0 * 255:.0f}/255 to {a1:.2f}% at {e1 * 255:.0f}/255)"
+        large = [acc for e, acc in points if e >= LARGE_EPS - 1e-9]
+        if large:
+            hi = wilson(min(large), n)[0]
+            line += (f"; at {LARGE_EPS * 255:.0f}/255: {min(large):.2f}%, about 0: "
+                     f"{verdict(hi <= NEAR_ZERO)}")
+        checks.append(line)
+    for method in ("fgsm", "pgd"):
+        t, w = cell("transfer", method), cell("white-box", method)
+        if t and w and n:
+            noise = difference_noise(t, w, n, n)
+            checks.append(f"7. transfer {method.upper()} not stronger than white-box: {t[0]:.2f}% vs {w[0]:.2f}% "
+                          f"(noise ±{noise:.2f}): {verdict(w[0] - t[0] <= noise)}")
+    if not checks:
+        return []
+    return (["", f"Gradient-masking audit of {name} (on {n:,} test images; checks 2, 4, 6 and 8 of issue 13 "
+             "are not built yet):", ""] + [f"- {c}" for c in checks])
 
 
 def _seeds_and_figures(root: Path, out_dir: Path, name: str, rs: list[dict]) -> list[str]:

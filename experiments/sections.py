@@ -105,7 +105,7 @@ _Q2 = dict(train_on="cifar10", eval_on=("cifar10",), val_size=10_000, image_size
 # white-box robust accuracy of FGSM against eps.
 _STUDY_ATTACK = dict(eps=EPS, alpha=ALPHA, steps=STEPS, n_pixels=20)
 _Q2_ATTACKS = AttackPlan(attacks(("fgsm", "pgd", "noise+fgsm"), ("white-box", "transfer"), **_STUDY_ATTACK),
-                         eps_sweep=(0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255))
+                         eps_sweep=(0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 32 / 255, 64 / 255))
 # AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square; torchattacks) on the profile's fixed stratified subset.
 _AUTOATTACK = AttackPlan(attacks(("autoattack",), ("white-box",), **_STUDY_ATTACK), file="autoattack.json",
                          subset="autoattack_points")

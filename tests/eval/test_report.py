@@ -238,3 +238,24 @@ def test_a_white_box_number_above_autoattack_beyond_noise_is_flagged(tmp_path):
     text = write_report("quick", tmp_path).read_text()
     assert "PGD-10 40.00% is above AutoAttack" not in text  # 3 points: within the noise
     assert "FGSM 45.00% is above AutoAttack's 37.00% by 8.00 points" in text  # 8 points: beyond ±7.37
+
+
+def test_the_audit_card_passes_a_plain_model_and_flags_masked_gradients():
+    from eval.report import audit_card
+
+    def rob(fgsm, pgd, transfer, sweep):
+        rows = [{"threat_model": t, "method": m, "robust_acc": v} for t, m, v in
+                (("white-box", "fgsm", fgsm), ("white-box", "pgd", pgd), ("transfer", "fgsm", transfer),
+                 ("transfer", "pgd", transfer))]
+        return [{"results": rows, "test": {"n": 1000},
+                 "eps_sweep": [{"eps": e / 255, "method": "fgsm", "robust_acc": a} for e, a in sweep]}]
+
+    aa = [{"results": [{"threat_model": "white-box", "method": "autoattack", "robust_acc": 30.0}], "test": {"n": 500}}]
+    plain = audit_card("plain", rob(40.0, 31.0, 70.0, [(0, 90.0), (8, 40.0), (16, 20.0), (64, 1.0)]), aa)
+    assert plain and not any("**flag**" in line for line in plain), plain
+    # masked gradients: PGD above FGSM, accuracy rising with eps and far from 0 at 64/255, transfer stronger
+    masked = "\n".join(audit_card("masked", rob(40.0, 55.0, 20.0, [(0, 90.0), (8, 40.0), (16, 60.0), (64, 50.0)]), aa))
+    for check in ("1. iterative not weaker than single-step", "3. AutoAttack not far below PGD-10",
+                  "5. fgsm accuracy non-increasing", "7. transfer FGSM not stronger than white-box"):
+        assert f"{check}" in masked and masked.split(check)[1].split("\n")[0].count("**flag**") >= 1, check
+    assert "rises from 40.00% at 8/255 to 60.00% at 16/255" in masked and "at 64/255: 50.00%, about 0: **flag**" in masked
