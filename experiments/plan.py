@@ -74,11 +74,15 @@ def rows(profile: str, names: list[str], results: str = "results", seeds=(), pre
                     out.append({"run": str(folder), "error": str(err)})
                     continue
                 full_train, _ = SIZES.get(cfg.train_on, (0, 0))
-                train = cfg.finetune_samples or min(cfg.train_size or full_train, full_train) - cfg.val_size
+                # the validation split comes out of the full train split first, then the subset is drawn
+                train = cfg.finetune_samples or min(cfg.train_size or full_train, full_train - cfg.val_size)
                 evals = cfg.val_size + sum(min(cfg.eval_size or SIZES.get(d, (0, 0))[1], SIZES.get(d, (0, 0))[1])
                                            for d in cfg.eval_on)
                 cost = train * (cfg.randconv_views if cfg.randconv else 1) * ARCH_COST.get(cfg.arch, 1.0)
-                cost *= 1 + cfg.adv_prob * (cfg.attack_steps if cfg.adv_method == "pgd" else 1)
+                if cfg.loss == "trades":  # the KL steps, then one forward-backward of clean and adversarial
+                    cost *= 2 + cfg.attack_steps
+                else:
+                    cost *= 1 + cfg.adv_prob * (cfg.attack_steps if "pgd" in cfg.adv_method else 1)
                 cost += evals / 3 * (2 if cfg.val_attack else 1)
                 seconds = None
                 if bench:
