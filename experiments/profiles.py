@@ -17,7 +17,8 @@ class Profile:
     dataset_map: dict = field(default_factory=dict)  # study dataset -> stand-in (demo only)
     umap_points: int = 10_000                        # test images embedded by UMAP (stratified)
     curve_samples: tuple[int, ...] = (100, 200, 400, 800, 1600, 3200)  # fc fine-tuning curve points
-    autoattack_points: int = 1000                    # AutoAttack's fixed stratified test subset (RobustBench: 1,000)
+    autoattack_points: int = 1000                    # AutoAttack's fixed stratified test subset (RobustBench: 1,000);
+    # on 2 CPU cores AutoAttack takes ~4 s per image of a robust demo model, so demo and smoke use a handful
 
 
 PROFILES: dict[str, Profile] = {p.name: p for p in [
@@ -33,11 +34,11 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
             scale={"q1": dict(train_size=300, eval_size=200, epochs=1, finetune_samples=100),
                    "dg": dict(train_size=300, eval_size=200, epochs=1),
                    "q2": dict(train_size=300, val_size=200, eval_size=100, epochs=1, image_size=32)},
-            umap_points=100, curve_samples=(25, 50), autoattack_points=10),
+            umap_points=100, curve_samples=(25, 50), autoattack_points=8),
     Profile("demo", "embedded scikit-learn digits standing in for every dataset; numbers are not the study's",
             scale={"q1": dict(train_size=600, epochs=2, finetune_samples=200),
                    "dg": dict(train_size=600, epochs=2),
                    "q2": dict(train_size=600, val_size=300, eval_size=200, epochs=6, image_size=32)},
             dataset_map={"svhn": "digits", "mnist": "digits-inverted", "cifar10": "digits"},
-            umap_points=200, curve_samples=(50, 100, 200, 400), autoattack_points=50),
+            umap_points=200, curve_samples=(50, 100, 200, 400), autoattack_points=20),
 ]}

@@ -107,7 +107,7 @@ def test_make_q2_smoke_end_to_end(tmp_path, data_root):
         r = json.loads((base / preset / "metrics.json").read_text())
         assert r["metrics"].get("train_adv_fraction", 1.0) == 1.0 or r["config"]["loss"] == "trades"
         aa = json.loads((base / preset / "autoattack.json").read_text())
-        assert [row["method"] for row in aa["results"]] == ["autoattack"] and aa["test"]["n"] == 10
+        assert [row["method"] for row in aa["results"]] == ["autoattack"] and aa["test"]["n"] == 8
     assert json.loads((base / "q2-trades" / "metrics.json").read_text())["config"]["loss"] == "trades"
     assert json.loads((base / "q2-pgd-at" / "metrics.json").read_text())["config"]["attack_steps"] == 7
     assert json.loads((base / "q2-adversarial" / "metrics.json").read_text())["metrics"]["train_adv_fraction"] > 0.3
