@@ -192,6 +192,7 @@ def test_make_dg_smoke_runs_every_present_target_and_names_the_missing_ones(tmp_
         assert {k for k in r["metrics"] if k.endswith("_test_acc")} == {f"{d}_test_acc" for d in ("mnist", "usps", "svhn", "mnistm")}
         assert "synth_test_32x32.mat" in r["datasets"]["syn_test"]["skipped"]
     assert "targets skipped for missing data: syn" in done.stdout
+    assert "stamps" not in done.stdout  # one line per run folder, never for its stamps
     report = subprocess.run([sys.executable, "cli.py", "report", "--profile", "smoke", "--results", str(tmp_path / "results")],
                             cwd=ROOT, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
