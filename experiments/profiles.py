@@ -40,5 +40,5 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
                    "dg": dict(train_size=600, epochs=2),
                    "q2": dict(train_size=600, val_size=300, eval_size=200, epochs=6, image_size=32)},
             dataset_map={"svhn": "digits", "mnist": "digits-inverted", "cifar10": "digits"},
-            umap_points=200, curve_samples=(50, 100, 200, 400), autoattack_points=20),
+            umap_points=200, curve_samples=(50, 100, 200, 400), autoattack_points=10),
 ]}

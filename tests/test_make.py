@@ -25,10 +25,10 @@ def test_help_is_the_default_goal():
 
 @pytest.mark.slow
 def test_make_q1_smoke_end_to_end(tmp_path, data_root, weights_file):
-    # bf16 autocast and channels_last on the CPU: the code paths a GPU takes run on every commit
+    # channels_last on the CPU here (fp32, as users' CPUs run it); make q2 below runs bf16 autocast
     args = ["q1", "PROFILE=smoke", f"DATA_ROOT={data_root}", f"CACHE_DIR={tmp_path / 'cache'}",
             f"RESULTS={tmp_path / 'results'}", f"WEIGHTS={weights_file}", "WANDB=0", "DOWNLOAD=0",
-            "PRECISION=bf16", "CHANNELS_LAST=1"]
+            "CHANNELS_LAST=1"]
     done = make(*args, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = {p: json.loads((tmp_path / "results" / "smoke" / p / "metrics.json").read_text()) for p in Q1}
@@ -40,7 +40,7 @@ def test_make_q1_smoke_end_to_end(tmp_path, data_root, weights_file):
     assert results["q1-baseline"]["config"]["weights"] is None
     assert results["q1-no-bn"]["config"]["norm"] == "none"
     assert results["q1-reverse-randconv"]["config"]["randconv"] is True
-    assert all(r["provenance"]["precision"] == "bf16" and r["provenance"]["channels_last"] for r in results.values())
+    assert all(r["provenance"]["precision"] == "fp32" and r["provenance"]["channels_last"] for r in results.values())
     assert results["q1-reverse-unsupervised"]["config"]["train_on"] == "mnist"
     sup = results["q1-reverse-supervised"]
     assert sup["config"]["init_from"].endswith("q1-reverse-unsupervised")

@@ -89,8 +89,9 @@ def test_randconv_runs_once_per_training_step(tmp_path, monkeypatch):
 
     calls, real = [], RandConv.__call__
     monkeypatch.setattr(RandConv, "__call__", lambda self, x, g: calls.append(len(x)) or real(self, x, g))
-    run(tiny("q1-randconv", epochs=1), tmp_path / "rc", wandb=False)
+    r = run(tiny("q1-randconv", epochs=1, precision="bf16"), tmp_path / "rc", wandb=False)  # under CPU autocast
     assert calls == [32, 32, 32]  # 96 images, batch 32: every step, and only training steps
+    assert r["provenance"]["precision"] == "bf16"
     calls.clear()
     run(tiny(epochs=1), tmp_path / "plain", wandb=False)
     assert calls == []
