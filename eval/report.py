@@ -390,11 +390,8 @@ def _n_of(rs: list[dict]) -> int | None:
 
 
 def _autoattack_cell(aa: list[dict]) -> str:
-    s, n = _robust(aa, "white-box", "autoattack"), _n_of(aa)
-    if s is None:
-        return "not run"
-    lo, hi = wilson(s[0], n) if n else (None, None)
-    return fmt(s) + (f", {n:,} imgs, 95% [{lo:.1f}, {hi:.1f}]" if n else "")
+    s = _robust(aa, "white-box", "autoattack")
+    return "not run" if s is None else _with_n(aa, s, _n_of(aa))
 
 
 def _above_autoattack(name: str, cells: dict, rob: list[dict], aa: list[dict]) -> list[str]:

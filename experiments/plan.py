@@ -11,6 +11,8 @@ forward-backward per adversarial sample and attack step, evaluation costs a thir
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import socket
 import sys
@@ -64,9 +66,6 @@ def rows(profile: str, names: list[str], results: str = "results", seeds=(), pre
                 if sec.kind == "finetune":
                     overrides.update(init_from=str(run_dir(results, profile, sec.needs, seed)), finetune_samples=samples)
                 try:
-                    import contextlib
-                    import io
-
                     with contextlib.redirect_stderr(io.StringIO()):
                         cfg = resolve_training(name, profile, command="finetune-fc" if sec.kind == "finetune"
                                                else "train", **overrides)

@@ -109,6 +109,8 @@ _Q2_ATTACKS = AttackPlan(attacks(("fgsm", "pgd", "noise+fgsm"), ("white-box", "t
 # AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square; torchattacks) on the profile's fixed stratified subset.
 _AUTOATTACK = AttackPlan(attacks(("autoattack",), ("white-box",), **_STUDY_ATTACK), file="autoattack.json",
                          subset="autoattack_points")
+# What every Q2 training beyond the baseline shares: judged against it, attacked by transfer from it, evaluated alike.
+_VS_BASELINE = dict(compare_to="q2-baseline", transfer_source="q2-baseline", evals=(_Q2_ATTACKS, _AUTOATTACK))
 _UMAP = UmapPlan(attacks(("noise+fgsm",), ("white-box",), **_STUDY_ATTACK)[0])
 
 SECTIONS: dict[str, Section] = {s.name: s for s in [
@@ -214,20 +216,20 @@ SECTIONS: dict[str, Section] = {s.name: s for s in [
     # Beyond the study: the defences that work, every sample adversarial, crafted white-box in eval mode.
     Section("q2-fast-at", "q2", "Fast adversarial training (FGSM from a random start)",
             dict(_Q2, adv_prob=1.0, adv_method="pgd", attack_steps=1, attack_alpha=10 / 255),
-            compare_to="q2-baseline", transfer_source="q2-baseline", evals=(_Q2_ATTACKS, _AUTOATTACK),
+            **_VS_BASELINE,
             prose="Wong et al. (2020): one FGSM step of 1.25·eps from a uniform random start in the eps ball, on "
                   "every training image; the random start is what keeps single-step training from catastrophic "
                   "overfitting. RobustBench's ResNet-18 anchor (Wong2020Fast): 83.34% clean, 43.21% under AutoAttack "
                   "at 8/255 (full CIFAR-10 training; not comparable with a subset run)."),
     Section("q2-pgd-at", "q2", "PGD adversarial training (7 steps of 2/255)",
             dict(_Q2, adv_prob=1.0, adv_method="pgd", attack_steps=7, attack_alpha=2 / 255),
-            compare_to="q2-baseline", transfer_source="q2-baseline", evals=(_Q2_ATTACKS, _AUTOATTACK),
+            **_VS_BASELINE,
             prose="Madry et al. (2018): train on the worst case PGD finds, 7 steps of 2/255 from a random start, on "
                   "every training image. ResNet-18 anchor: about 84.5% clean and 52.8% under PGD-10 at 8/255 "
                   "(full CIFAR-10; not comparable with a subset run)."),
     Section("q2-trades", "q2", "TRADES (beta = 6)",
             dict(_Q2, loss="trades", trades_beta=6.0, attack_steps=10, attack_alpha=0.007),
-            compare_to="q2-baseline", transfer_source="q2-baseline", evals=(_Q2_ATTACKS, _AUTOATTACK),
+            **_VS_BASELINE,
             prose="Zhang et al. (2019): cross-entropy on the clean image plus 6 times the KL divergence between the "
                   "predictions on the clean image and on the point of the eps ball (10 steps of 0.007 from a small "
                   "Gaussian start) where that KL is largest: it trades clean accuracy for a smooth decision "
