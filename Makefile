@@ -26,6 +26,7 @@ PYTHON ?= $(VENV)/bin/python
 
 SEEDS ?=
 SOURCE ?=
+AUDIT_POINTS ?=
 TARGETS ?=
 R := $(RESULTS)/$(PROFILE)
 # Scale-out. GPUS="0 1 2 3" pins each section to one GPU (round robin over the run folders) for make -j.
@@ -47,7 +48,7 @@ COMMON_FLAGS = --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) \
 TRAIN_FLAGS = $(COMMON_FLAGS) $(if $(filter 0,$(PRETRAINED)),--no-pretrained) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
 	$(if $(filter 1,$(COMPILE)),--compile)
 EVAL_FLAGS = --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) $(if $(filter 0,$(DOWNLOAD)),--no-download,--download) \
-	$(COMPUTE_FLAGS) $(EXTRA)
+	$(WANDB_FLAG) $(COMPUTE_FLAGS) $(EXTRA)
 WANDB_FLAG = $(if $(filter 0,$(WANDB)),--no-wandb,--wandb)
 # Resume automatically when an interrupted run left a checkpoint.
 RESUME = $(if $(wildcard $(@D)/checkpoint.pt),--resume)
@@ -64,7 +65,7 @@ NOT_SECTIONS := help venv test demo bench bench-gpu gpu-check plan report wandb-
 ifneq ($(filter-out $(NOT_SECTIONS),$(or $(MAKECMDGOALS),help)),)
 RULES := $(shell $(BOOT_PYTHON) -m experiments.make --profile '$(PROFILE)' --results '$(RESULTS)' --seed '$(SEED)' \
 	--seeds '$(SEEDS)' --pretrained '$(PRETRAINED)' --weights '$(WEIGHTS)' --source '$(SOURCE)' --extra '$(EXTRA)' \
-	--out-dir '$(RESULTS)/.make' 2>&1)
+	--audit-points '$(AUDIT_POINTS)' --out-dir '$(RESULTS)/.make' 2>&1)
 ifneq ($(.SHELLSTATUS),0)
 $(error experiments/make.py: $(RULES))
 endif
@@ -84,6 +85,7 @@ help: ## List the targets and variables
 	@$(BOOT_PYTHON) -m experiments.make --help-targets
 	@echo "variables: PROFILE DATA_ROOT CACHE_DIR RESULTS SEED SEEDS PRETRAINED WEIGHTS SOURCE DOWNLOAD WANDB COMPILE"
 	@echo "           PRECISION (auto|bf16|fp32) CHANNELS_LAST (1|0) TARGETS (make plan: questions or sections)"
+	@echo "           AUDIT_POINTS (test images for AutoAttack and the audit; default: the profile's)"
 	@echo "           EXTRA (flags added to every command) GPUS LAUNCHER PARTITION GPUS_PER_JOB TIME DEMO_JOBS PYTHON"
 
 venv: $(VENV)/.installed ## Create .venv and install requirements.txt
@@ -128,10 +130,12 @@ plan: ## Before a long run: per run folder, images x epochs, estimated time (fro
 		--pretrained '$(PRETRAINED)' --bench-dir '$(RESULTS)/bench' $(TARGETS)
 
 report: | $(VENV_STAMP) ## REPORT.md for PROFILE from whatever results exist (study vs ours, mean ± std)
-	$(PYTHON) cli.py report --profile $(PROFILE) --results $(RESULTS)
+	$(PYTHON) cli.py report --profile $(PROFILE) --results $(RESULTS) $(if $(filter 1,$(WANDB)),--wandb)
 
 wandb-sync: | $(VENV_STAMP) ## Upload the offline W&B runs under results/wandb (needs WANDB_API_KEY or `wandb login`)
-	$(VENV)/bin/wandb sync --include-offline $(RESULTS)/wandb/wandb/offline-run-*
+	@runs=$$(ls -d $(RESULTS)/wandb/wandb/offline-run-* 2>/dev/null || true); \
+	if [ -z "$$runs" ]; then echo "wandb-sync: no offline runs under $(RESULTS)/wandb/wandb (runs log there unless WANDB=0 or --no-wandb)"; \
+	else $(VENV)/bin/wandb sync --include-offline $$runs; fi
 
 clean-results: ## Delete results/$(PROFILE) (asks first)
 	@read -p "delete $(R)? [y/N] " a && [ "$$a" = y ] && rm -rf $(R) || echo kept

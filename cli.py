@@ -16,18 +16,28 @@ import typer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cli_options import (  # noqa: E402  (options declared once, one-line errors)
-    BatchOpt, CompileOpt, Dataset, EpochsOpt, EvalOpt, EvalSizeOpt, Loss, LrOpt, Method, ModelOpt, NOpt,
-    Norm, OneLineErrors, Optimizer, PresetName, ProfileName, ProfileOpt, RandomStartOpt, STATE, Threat,
-    ThreatOpt, WandbOpt, _group, _plain, attack_options, data_options, errors, run_options,
+    BatchOpt, CompileOpt, EpochsOpt, EvalOpt, EvalSizeOpt, EvalWandbOpt, Loss, LrOpt, Method, ModelOpt, NOpt,
+    Norm, OneLineErrors, Optimizer, PresetName, ProfileName, ProfileOpt, RandomStartOpt, STATE, Threat, TrainOnOpt,
+    ThreatOpt, WandbOpt, _group, _plain, attack_options, data_options, emit, errors, run_options, verbose,
+    version_text,
 )
 from experiments import PROFILES, SECTIONS  # noqa: E402
 
 app = typer.Typer(help="trustlab: generalization and robustness experiments with ResNet18.", cls=OneLineErrors,
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit()
 
 
 @app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False):
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
+         version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                               help="Print trustlab's git commit and the library versions, then exit.")] = False):
+    """trustlab: generalization and robustness experiments with ResNet18. Shell completion: --install-completion."""
     STATE["debug"] = STATE["debug"] or debug
 
 
@@ -41,13 +51,23 @@ def _train(command: str, options: dict) -> None:
     options.update(weights=str(weights) if weights else None, deterministic=options["deterministic"] or None)
     if "compile" in options:
         options["compile"] = options["compile"] or None
+    from core.config import parse_settings
+
+    settings = parse_settings(options.pop("settings") or ())
+    both = sorted(k for k in settings if options.get(k) not in (None, False))
+    if both:
+        from core.errors import UsageError
+
+        raise UsageError(f"{', '.join(both)} given both as an option and with --set; give it once")
+    options.update(settings)
     cfg = resolve_training(options.pop("preset"), options.pop("profile"), command=command, **options)
+    verbose("config", cfg)
     out = out or run_dir("results", cfg.profile, cfg.preset)
     results = run(cfg, out, job_type=command, **run_flags)
     if results:  # a DDP rank other than 0 returns nothing: rank 0 reports
         shown = ", ".join(f"{k} {v:.2f}" for k, v in results["metrics"].items() if isinstance(v, (int, float)))
-        typer.echo(f"{results['preset']}: {shown}")
-        typer.echo(f"wrote {out / 'metrics.json'}")
+        emit({"command": command, "preset": results["preset"], "seed": results["seed"], "metrics": results["metrics"],
+              "out": str(out / "metrics.json")}, f"{results['preset']}: {shown}\nwrote {out / 'metrics.json'}")
 
 
 @app.command()
@@ -64,7 +84,7 @@ def train(
     pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet weights (torchvision IMAGENET1K_V1).")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Load the ImageNet weights from this local state-dict file instead of downloading.")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="The study's augmentation set (affine, jitter, perspective, crop).")] = None,
-    train_on: Annotated[Optional[Dataset], typer.Option(help="Training dataset.")] = None,
+    train_on: TrainOnOpt = None,
     eval_on: EvalOpt = None,
     train_size: Annotated[Optional[int], typer.Option(help="Train on a stratified subset of this many images (default: the profile's).")] = None,
     eval_size: EvalSizeOpt = None,
@@ -84,20 +104,21 @@ def train(
 def finetune_fc(
     from_run: Annotated[Path, typer.Option(help="A finished run folder (with model.pt) to start from.")],
     preset: Annotated[PresetName, typer.Option(help="Preset giving the fine-tuning settings.")] = PresetName["q1-reverse-supervised"],
-    dataset: Annotated[Optional[Dataset], typer.Option(help="Dataset whose train split the fc is trained on (default: the preset's, svhn).")] = None,
+    train_on: TrainOnOpt = None,
     samples: Annotated[Optional[int], typer.Option(help="Number of random training images (the study: 800).")] = None,
     profile: ProfileOpt = ProfileName.paper,
     epochs: EpochsOpt = None,
     lr: LrOpt = None,
     eval_on: EvalOpt = None,
     eval_size: EvalSizeOpt = None,
+    compile: CompileOpt = False,
     **options,
 ):
     """Freeze everything but fc, train fc on a few labelled images (the same training loop)."""
     with errors():
-        _train("finetune-fc", dict(options, preset=preset, profile=profile, epochs=epochs, lr=lr, train_on=dataset,
+        _train("finetune-fc", dict(options, preset=preset, profile=profile, epochs=epochs, lr=lr, train_on=train_on,
                                    finetune_samples=samples, eval_on=eval_on, eval_size=eval_size,
-                                   init_from=str(from_run)))
+                                   init_from=str(from_run), compile=compile))
 
 
 @app.command()
@@ -105,24 +126,31 @@ def finetune_fc(
 def attack(
     model: ModelOpt,
     methods: Annotated[list[Method], typer.Option("--method", help="Attack; repeat for several. noise+fgsm is the study's (20 white pixels, then FGSM).")] = [Method.pgd],  # noqa: B006
-    threats: Annotated[list[Threat], typer.Option("--threat", help="white-box (crafted on this model) or transfer (on --source); repeat for both.")] = [Threat["white-box"]],  # noqa: B006
+    threats: Annotated[list[Threat], typer.Option("--threat", help="white-box (crafted on this model), transfer (on --source) or black-box (output scores only: square, uniform); repeat for several.")] = [Threat["white-box"]],  # noqa: B006
     random_start: RandomStartOpt = True,
-    eps_sweep: Annotated[Optional[str], typer.Option(help="Comma-separated eps values, e.g. '0,2/255,4/255,8/255': robust accuracy of the first --method (white-box) at each, drawn as a curve.")] = None,
+    eps_sweep: Annotated[Optional[str], typer.Option(help="Comma-separated eps values, e.g. '0,2/255,4/255,8/255': white-box robust accuracy of each --sweep-method at each, drawn as a curve (PGD's step scales with eps).")] = None,
+    sweep_methods: Annotated[list[Method], typer.Option("--sweep-method", help="Attack swept over --eps-sweep; repeat for several (default: the first --method).")] = [],  # noqa: B006
+    audit: Annotated[bool, typer.Option("--audit/--no-audit", help="Add the gradient-masking audit on the same images: FGSM, PGD-10, PGD-50 with 5 restarts, Square alone, uniform noise (for a kNN model also PGD and Square on the kNN itself), determinism, input range and zero-gradient checks; each check passes or is flagged against the test-set noise.")] = False,
+    square_queries: Annotated[int, typer.Option(help="The audit's Square attack: queries per image (AutoAttack's standard: 5000).")] = 5000,
     n: NOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Results JSON; default <model>/robustness.json. The example grid and eps curve go beside it.")] = None,
     batch_size: BatchOpt = None,
+    wandb: EvalWandbOpt = False,
     **options,
 ):
-    """Robust accuracy of a trained run under FGSM, PGD, noise or AutoAttack, per threat model."""
+    """Robust accuracy of a trained run under FGSM, PGD, noise, Square or AutoAttack, per threat model."""
     with errors():
         from eval.robustness import attack_run
         from experiments import resolve_evaluation
 
         ev = resolve_evaluation("attack", **_plain(dict(options, model=model, methods=methods, threats=threats,
                                                         random_start=random_start, eps_sweep=eps_sweep, n=n, out=out,
-                                                        batch_size=batch_size)))
-        attack_run(ev)
-        typer.echo(f"wrote {ev.out}")
+                                                        sweep_methods=sweep_methods, audit=audit,
+                                                        square_queries=square_queries,
+                                                        batch_size=batch_size, wandb=wandb)))
+        verbose("evaluation", ev)
+        report = attack_run(ev)
+        emit(_summary(report, ev.out), f"wrote {ev.out}")
 
 
 @app.command("knn-eval")
@@ -130,11 +158,12 @@ def attack(
 def knn_eval(
     model: ModelOpt,
     k: Annotated[int, typer.Option(help="Neighbours (scikit-learn KNeighborsClassifier semantics).")] = 3,
-    attack: Annotated[Optional[Method], typer.Option("--attack", help="Also report kNN accuracy under this attack.")] = None,
+    attack: Annotated[Optional[Method], typer.Option("--method", "--attack", help="Also report kNN accuracy under this attack.")] = None,
     threat: ThreatOpt = Threat["white-box"],
     n: NOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Results JSON; default <model>/knn.json.")] = None,
     batch_size: BatchOpt = None,
+    wandb: EvalWandbOpt = False,
     **options,
 ):
     """Clean and adversarial kNN accuracy on the 512-d features, fitted on the train embeddings."""
@@ -143,20 +172,22 @@ def knn_eval(
         from experiments import resolve_evaluation
 
         ev = resolve_evaluation("knn", **_plain(dict(options, model=model, k=k, methods=[attack] if attack else [],
-                                                     threats=[threat], n=n, out=out, batch_size=batch_size)))
+                                                     threats=[threat], n=n, out=out, batch_size=batch_size,
+                                                     wandb=wandb)))
+        verbose("evaluation", ev)
         report = knn_run(ev)
         shown = "".join(f", {r['threat_model']} {r['method']} {r['robust_acc']:.2f}%" for r in report["results"])
-        typer.echo(f"{report['preset']}: kNN (k={k}) clean {report['clean_acc']:.2f}%{shown}")
-        typer.echo(f"wrote {ev.out}")
+        emit(_summary(report, ev.out), f"{report['preset']}: kNN (k={k}) clean {report['clean_acc']:.2f}%{shown}\n"
+                                       f"wrote {ev.out}")
 
 
 @app.command()
 @_group(attack_options, data_options)
 def umap(
     model: ModelOpt,
-    attack: Annotated[Method, typer.Option("--attack", help="Attack whose features are placed into the clean map.")] = Method["noise+fgsm"],
+    attack: Annotated[Method, typer.Option("--method", "--attack", help="Attack whose features are placed into the clean map.")] = Method["noise+fgsm"],
     threat: ThreatOpt = Threat["white-box"],
-    max_points: Annotated[int, typer.Option(help="Test images to embed (a stratified subset).")] = 2000,
+    max_points: Annotated[int, typer.Option("--eval-size", "--max-points", help="Test images to embed (a stratified subset).")] = 2000,
     out: Annotated[Optional[Path], typer.Option(help="Results JSON with the 2-d points; default <model>/umap.json (the PNG goes beside it).")] = None,
     wandb: WandbOpt = True,
     **options,
@@ -168,23 +199,37 @@ def umap(
 
         ev = resolve_evaluation("umap", **_plain(dict(options, model=model, methods=[attack], threats=[threat],
                                                       n=max_points, out=out, wandb=wandb)))
+        verbose("evaluation", ev)
         umap_run(ev)
-        typer.echo(f"wrote {ev.out} and {Path(ev.out).with_suffix('.png')}")
+        png = Path(ev.out).with_suffix(".png")
+        emit({"command": "umap", "out": str(ev.out), "figure": str(png)}, f"wrote {ev.out} and {png}")
 
 
 @app.command()
+@_group()
 def report(
     profile: ProfileOpt = ProfileName.paper,
     results: Annotated[Path, typer.Option(help="Results root holding <profile>/<preset>/... folders.")] = Path("results"),
     out: Annotated[Optional[Path], typer.Option(help="Markdown file to write; default results/<profile>/REPORT.md.")] = None,
+    wandb: EvalWandbOpt = False,
 ):
     """REPORT.md from the results files: the study's numbers beside ours (mean ± std over seeds), Δ, figures."""
     with errors():
-        from eval.report import write_report
+        from eval.report import track_report, write_report
         from experiments import QUESTIONS
 
-        path = write_report(PROFILES[_plain({"p": profile})["p"]], SECTIONS, QUESTIONS, results, out)
-        typer.echo(f"report: {path}")
+        prof = PROFILES[_plain({"p": profile})["p"]]
+        path = write_report(prof, SECTIONS, QUESTIONS, results, out)
+        track_report(wandb, prof.name, path)
+        emit({"command": "report", "out": str(path)}, f"report: {path}")
+
+
+def _summary(report: dict, out) -> dict:
+    """An evaluation's --json summary: what a script needs, not the whole results file."""
+    keep = ("evaluation", "preset", "profile", "seed", "clean_acc", "k", "audit")
+    rows = [{k: r.get(k) for k in ("label", "method", "threat_model", "eps", "robust_acc", "n")}
+            for r in report.get("results", [])]
+    return {**{k: report[k] for k in keep if k in report}, "results": rows, "out": str(out)}
 
 
 if __name__ == "__main__":

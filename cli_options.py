@@ -2,11 +2,13 @@
 own. cli.py holds only the commands; each declares its options from here and calls one function."""
 import functools
 import inspect
+import io
+import json
 import os
 import signal
 import sys
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -125,20 +127,24 @@ DeterministicOpt = Annotated[bool, typer.Option(help="torch.use_deterministic_al
 CompileOpt = Annotated[bool, typer.Option(help="torch.compile the training forward/backward (worth it on CUDA for long runs; the first epoch pays the compile time; off by default).")]
 # the evaluation commands
 ModelOpt = Annotated[Path, typer.Option("--model", help="A finished run folder (metrics.json + model.pt).")]
-ThreatOpt = Annotated[Threat, typer.Option(help="white-box (crafted on this model) or transfer (on --source).")]
+ThreatOpt = Annotated[Threat, typer.Option(help="white-box (crafted on this model), transfer (on --source) or black-box (from the output scores only, e.g. Square).")]
 EpsOpt = Annotated[str, typer.Option(help="L-inf radius on the [0,1] pixel scale, e.g. 8/255 or 0.03.")]
 AlphaOpt = Annotated[str, typer.Option(help="PGD step size on the [0,1] pixel scale, e.g. 2/255.")]
 StepsOpt = Annotated[int, typer.Option(help="PGD iterations.")]
 RandomStartOpt = Annotated[bool, typer.Option(help="PGD: start from a uniform random point in the eps ball.")]
 PixelsOpt = Annotated[int, typer.Option(help="noise: white pixels (1.0 in every channel) per image.")]
 SourceOpt = Annotated[Optional[str], typer.Option(help="Transfer source: 'pretrained' (ImageNet ResNet18 before fine-tuning, the study's) or a run folder. Default: pretrained if the run used ImageNet weights, else the run its section names as transfer source (q2-baseline), beside it.")]
-NOpt = Annotated[Optional[int], typer.Option("--n", help="Evaluate on a stratified subset of this many test images.")]
+NOpt = Annotated[Optional[int], typer.Option("--eval-size", "--n", help="Evaluate on a stratified subset of this many test images (default: all of them).")]
+TrainOnOpt = Annotated[Optional[Dataset], typer.Option("--train-on", "--dataset", help="Training dataset (default: the preset's).")]
+EvalWandbOpt = Annotated[bool, typer.Option(help="Log to Weights & Biases (offline unless WANDB_MODE=online): summary, tables, figures.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override any RunConfig field, key=value, repeatable (e.g. --set adv_prob=0.3 --set dropout=0.2 --set circle_m=0.4); checked against the field's type and recorded in the config.")]
 BatchOpt = Annotated[Optional[int], typer.Option(help="Evaluation batch size.")]
 
 
 def _group(*functions):
     """Add the options of each function in `functions` (an option group, declared once) to a command
-    that takes them as **options."""
+    that takes them as **options. Every command also gets output_options, which the wrapper handles itself."""
+    functions = functions + (output_options,)
     extra = [p for f in functions for p in inspect.signature(f, eval_str=True).parameters.values()]
 
     def decorate(command):
@@ -146,11 +152,48 @@ def _group(*functions):
 
         @functools.wraps(command)
         def wrapper(**kwargs):
-            return command(**kwargs)
+            with _output(kwargs.pop("json_out"), kwargs.pop("quiet"), kwargs.pop("verbose")):
+                return command(**kwargs)
         wrapper.__signature__ = inspect.Signature(own + extra)
         wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
         return wrapper
     return decorate
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout, and nothing else there (messages go to stderr).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and the --json summary, if asked for).")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Print the resolved settings before running and full tracebacks on errors.")]
+
+
+def output_options(json_out: JsonOpt = False, quiet: QuietOpt = False, verbose: VerboseOpt = False): ...
+
+
+@contextmanager
+def _output(json_out: bool, quiet: bool, verbose: bool):
+    """--json: stdout holds the summary only (progress lines go to stderr); --quiet: progress lines are
+    dropped; --verbose: tracebacks on errors. emit() writes the command's summary to the real stdout."""
+    STATE.update(json=json_out, quiet=quiet, verbose=verbose, stdout=sys.stdout)
+    STATE["debug"] = STATE["debug"] or verbose
+    target = io.StringIO() if quiet else sys.stderr if json_out else None
+    with (redirect_stdout(target) if target is not None else nullcontext()):
+        yield
+
+
+def emit(summary: dict, text: str) -> None:
+    """A command's result: `text` for people (unless --quiet), or `summary` as one JSON object with --json."""
+    out = STATE.get("stdout") or sys.stdout
+    if STATE.get("json"):
+        out.write(json.dumps(summary, default=str) + "\n")
+    elif not STATE.get("quiet"):
+        out.write(text + "\n")
+    out.flush()
+
+
+def verbose(what: str, settings) -> None:
+    """With --verbose, the resolved settings on stderr before the work starts."""
+    if STATE.get("verbose"):
+        data = settings.to_dict() if hasattr(settings, "to_dict") else getattr(settings, "__dict__", settings)
+        typer.echo(f"{what}: {json.dumps(data, default=str, sort_keys=True)}", err=True)
 
 
 def data_options(data_root: DataRootOpt = Path("data"), cache_dir: CacheDirOpt = Path("data/cache"),
@@ -159,7 +202,24 @@ def data_options(data_root: DataRootOpt = Path("data"), cache_dir: CacheDirOpt =
 
 
 def run_options(out: OutOpt = None, wandb: WandbOpt = True, resume: ResumeOpt = False,
-                overwrite: OverwriteOpt = False, deterministic: DeterministicOpt = False, seed: SeedOpt = 0): ...
+                overwrite: OverwriteOpt = False, deterministic: DeterministicOpt = False, seed: SeedOpt = 0,
+                settings: SetOpt = None): ...
+
+
+def version_text() -> str:
+    """trustlab's git commit and the versions of the libraries its numbers depend on."""
+    from importlib import metadata
+
+    from core.provenance import git_commit
+
+    libs = ("torch", "torchvision", "advertorch", "torchattacks", "typer", "wandb")
+    found = []
+    for lib in libs:
+        try:
+            found.append(f"{lib} {metadata.version(lib)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{lib} missing")
+    return f"trustlab {git_commit()} ({', '.join(found)})"
 
 
 def attack_options(eps: EpsOpt = "8/255", alpha: AlphaOpt = "2/255", steps: StepsOpt = 10,

@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
-from attacks.registry import ATTACKS, THREATS
+from attacks.registry import ATTACKS, THREATS, VIA
 from core.errors import UsageError
 
 
@@ -42,8 +42,12 @@ class AttackSpec:
     steps: int = 10               # PGD iterations
     random_start: bool = True     # PGD: start uniformly inside the eps ball
     n_pixels: int = 20            # noise: white pixels per image
-    threat: str = "white-box"     # or "transfer" (crafted on a fixed source model)
+    threat: str = "white-box"     # "transfer" (crafted on a fixed source model) or "black-box" (scores only)
     seed: int = 0
+    restarts: int = 1             # runs from fresh random starts; per image, the first that fools the model is kept
+    queries: int = 5000           # Square: the query budget per image (AutoAttack's standard: 5,000)
+    via: str = "logits"           # what gradients/scores come from: the model's logits (or its centroid
+    #                               surrogate, for a kNN model) or "knn", a differentiable score of the kNN itself
 
     def validate(self) -> "AttackSpec":
         if self.method not in ATTACKS:
@@ -56,6 +60,12 @@ class AttackSpec:
             raise UsageError(f"steps must be at least 1, got {self.steps}")
         if self.n_pixels < 0:
             raise UsageError(f"noise pixels must be >= 0, got {self.n_pixels}")
+        if self.restarts < 1:
+            raise UsageError(f"restarts must be at least 1, got {self.restarts}")
+        if self.queries < 1:
+            raise UsageError(f"queries must be at least 1, got {self.queries}")
+        if self.via not in VIA:
+            raise UsageError(f"unknown attack route {self.via!r}; choose one of {', '.join(VIA)}")
         return self
 
     def describe(self) -> dict:
@@ -68,4 +78,21 @@ class AttackSpec:
             d.pop("alpha"), d.pop("random_start")
         if "noise" not in self.method:
             d.pop("n_pixels")
+        if self.restarts == 1:
+            d.pop("restarts")
+        if self.method != "square":
+            d.pop("queries")
+        if self.via == "logits":
+            d.pop("via")
         return d
+
+    @property
+    def label(self) -> str:
+        """A human name: 'PGD-50 x5 restarts', 'Square (1,000 queries)', 'FGSM', 'noise+FGSM'."""
+        name = {"pgd": "PGD", "fgsm": "FGSM", "autoattack": "AutoAttack", "square": "Square", "uniform": "uniform noise",
+                "noise": "white pixels", "noise+fgsm": "noise+FGSM", "noise+pgd": "noise+PGD"}.get(self.method, self.method)
+        if "pgd" in self.method:
+            name += f"-{self.steps}" + (f" x{self.restarts} restarts" if self.restarts > 1 else "")
+        if self.method == "square":
+            name += f" ({self.queries:,} queries)"
+        return name + (" on the kNN's scores" if self.via == "knn" else "")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import torch
 from torch import nn
 
 
@@ -21,3 +22,15 @@ def eval_no_param_grad(model: nn.Module):
         for p, flag in zip(model.parameters(), flags):
             p.requires_grad_(flag)
         model.train(was_training)
+
+
+class Float32Logits(nn.Module):
+    """torchattacks turns logits into numpy arrays, which have no bfloat16: under bf16 autocast the model
+    still runs in bf16, and only its logits are handed over as float32."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).float()

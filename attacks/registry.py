@@ -21,8 +21,12 @@ ATTACKS: dict[str, str] = {
     "noise+fgsm": "",
     "noise+pgd": "",
     "autoattack": "attacks.autoattack:autoattack",
+    "square": "attacks.square:square",
+    "uniform": "attacks.noise:uniform",
 }
-THREATS = ("white-box", "transfer")  # crafted on the model under test, or on a fixed source model
+# crafted on the model under test (gradients), on a fixed source model, or from the model's output scores alone
+THREATS = ("white-box", "transfer", "black-box")
+VIA = ("logits", "knn")  # an attack's gradients or scores: the model's logits, or the kNN's differentiable score
 
 
 def get_attack(name: str) -> Callable:
@@ -43,7 +47,24 @@ def get_attack(name: str) -> Callable:
 
 
 def run_attack(spec, model, images, labels, generator=None):
-    """Apply an AttackSpec to a batch. The result stays within eps (L-inf) of the noised images and in [0,1]."""
-    return get_attack(spec.method)(model, images, labels, eps=spec.eps, alpha=spec.alpha, steps=spec.steps,
-                                   random_start=spec.random_start, n_pixels=spec.n_pixels, generator=generator,
-                                   seed=spec.seed)
+    """Apply an AttackSpec to a batch. The result stays within eps (L-inf) of the noised images and in [0,1].
+    With spec.restarts > 1 the attack runs that many times (each draws its own random start from `generator`)
+    and, per image, the first result that `model` misclassifies is kept (else the last run's)."""
+    attack = get_attack(spec.method)
+    settings = dict(eps=spec.eps, alpha=spec.alpha, steps=spec.steps, random_start=spec.random_start,
+                    n_pixels=spec.n_pixels, generator=generator, seed=spec.seed, queries=spec.queries)
+    best = attack(model, images, labels, **settings)
+    for _ in range(spec.restarts - 1):
+        import torch
+
+        from attacks.context import eval_no_param_grad
+
+        with torch.no_grad(), eval_no_param_grad(model):
+            fooled = model(best).argmax(1) != labels
+        if bool(fooled.all()):
+            break
+        todo = ~fooled
+        again = attack(model, images[todo], labels[todo], **settings)
+        best = best.clone()
+        best[todo] = again
+    return best

@@ -164,3 +164,60 @@ def check_device(name: str) -> str:
     if not isinstance(name, str) or not _DEVICE.fullmatch(name):
         raise UsageError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N, mps")
     return name
+
+
+# ---------------------------------------------------------------- --set key=value
+
+_NOT_SETTABLE = ("preset", "profile", "question", "version", "stand_ins", "seed")  # the CLI's own options, or derived
+
+
+def _parse_one(key: str, text: str, kind: str):
+    """text as the type the field's annotation names (the annotations are strings here)."""
+    from fractions import Fraction
+
+    text = text.strip()
+    if "None" in kind and text.lower() in ("none", "null", ""):
+        return None
+    base = kind.replace(" | None", "").strip()
+    try:
+        if base.startswith("tuple["):
+            inner = base[6:].split(",")[0].strip()
+            return tuple(_parse_one(key, part, inner) for part in text.split(",") if part.strip())
+        if base == "bool":
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if base == "int":
+            return int(text)
+        if base == "float":
+            return float(Fraction(text)) if "/" in text else float(text)
+        if base == "str":
+            return text
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"--set {key}={text}: expected {kind}") from None
+    raise UsageError(f"--set {key}: a field of type {kind} cannot be set from the command line")
+
+
+def parse_settings(items) -> dict:
+    """`--set key=value` items -> {field: value}, each checked against RunConfig's fields and their types.
+    Ranges and names are checked later, with the whole config (RunConfig.validate, the registries)."""
+    import difflib
+
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    settings = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--set {item!r}: write key=value, e.g. --set adv_prob=0.3")
+        key, text = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if key not in fields or key in _NOT_SETTABLE:
+            close = difflib.get_close_matches(key, [f for f in fields if f not in _NOT_SETTABLE], n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; the fields are listed in core/config.py"
+            why = "has its own option" if key in _NOT_SETTABLE else "is not a RunConfig field"
+            raise UsageError(f"--set {key}: {why}{hint}")
+        if key in settings:
+            raise UsageError(f"--set {key} is given twice")
+        settings[key] = _parse_one(key, text, str(fields[key].type))
+    return settings

@@ -1,6 +1,7 @@
 """Weights & Biases, offline unless WANDB_MODE says otherwise, or nothing at all with --no-wandb.
 
-Runs go to project "trustlab", grouped by preset, named preset-s<seed>, with the resolved config.
+Runs go to project "trustlab", grouped by <profile>/<section>, named <section>-s<seed>[-<job>] (unique per
+run folder), one job_type per command, with the resolved config.
 Offline runs are stored under $WANDB_DIR (default results/wandb); `make wandb-sync` uploads them.
 No API key or other secret is ever put into a config or results file by this module.
 """
@@ -11,6 +12,15 @@ from pathlib import Path
 from typing import Any
 
 PROJECT = "trustlab"
+
+
+def group(profile: str, preset: str) -> str:
+    return f"{profile}/{preset}"
+
+
+def run_name(preset: str, seed: int, *jobs) -> str:
+    """<section>-s<seed>[-<job>...]: the job parts (e.g. 'ft800', 'attack') keep names unique per run folder."""
+    return "-".join([f"{preset}-s{seed}", *[str(j) for j in jobs if j]])
 
 
 class Tracker:
@@ -35,6 +45,23 @@ class Tracker:
             import wandb
 
             self.run.log({key: wandb.Image(str(path), caption=caption)})
+
+    def table(self, key: str, columns: list[str], rows: list[list]) -> None:
+        if self.run is not None:
+            import wandb
+
+            self.run.log({key: wandb.Table(columns=columns, data=rows)})
+
+    def artifact(self, name: str, kind: str, paths: list) -> None:
+        """Files (a model, a report and its figures) as one W&B artifact of this run."""
+        if self.run is not None:
+            import wandb
+
+            art = wandb.Artifact(name, type=kind)
+            for path in paths:
+                if Path(path).is_file():
+                    art.add_file(str(path))
+            self.run.log_artifact(art)
 
     def summary(self, values: dict[str, Any]) -> None:
         if self.run is not None:

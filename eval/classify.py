@@ -4,7 +4,9 @@ A model with an fc head predicts by argmax of its logits. An embedding model (Ci
 predicts by kNN (k=3) on the train embeddings, as the study did. It has no logits, so white-box
 attacks use a differentiable surrogate: cross-entropy over the cosine similarities of the embedding
 to the class centroids of the train embeddings, times a fixed scale of 10 (a temperature of 0.1;
-sign-gradient attacks depend on it only through the softmax weights).
+sign-gradient attacks depend on it only through the softmax weights). The surrogate is not the kNN's rule,
+so attacks through it can overstate the kNN's robustness; KnnScores is the kNN itself, made differentiable
+(an attack with via="knn" goes through it).
 """
 from __future__ import annotations
 
@@ -42,6 +44,34 @@ class CentroidLogits(nn.Module):
         return self.scale * F.normalize(self.model.features(x), dim=1) @ self.centroids.T
 
 
+class KnnScores(nn.Module):
+    """A differentiable score of the kNN itself: for each class c, minus the mean Euclidean distance from the
+    embedding to its k nearest class-c train embeddings, divided by the median distance of a train embedding
+    to its k-th nearest neighbour (a fixed scale, so scores are O(1)). Its argmax is the class whose k nearest
+    points are closest; raising another class's score over the true one's moves the embedding away from its
+    own class's nearest train points and toward the nearest other class's: the feature-space attack."""
+
+    def __init__(self, model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, k: int = 3):
+        super().__init__()
+        self.model, self.k = model, k
+        self.register_buffer("train_x", train_x.float())
+        self.register_buffer("train_y", train_y)
+        probe = self.train_x[:2000]
+        d = torch.cdist(probe, self.train_x)
+        self.scale = float(d.topk(min(k + 1, len(self.train_x)), dim=1, largest=False).values[:, -1].median().clamp_min(1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = torch.cdist(self.model.features(x).float(), self.train_x) / self.scale
+        scores = []
+        for c in range(10):
+            own = d[:, self.train_y == c]
+            if own.shape[1] == 0:
+                scores.append(torch.full((len(d),), -1e4, device=d.device))
+                continue
+            scores.append(-own.topk(min(self.k, own.shape[1]), dim=1, largest=False).values.mean(1))
+        return torch.stack(scores, 1)
+
+
 class Classifier:
     def __init__(self, model: nn.Module, train: Batches | None = None, k: int = 3, knn: bool | None = None):
         """knn=None: kNN exactly for embedding models. knn=True: kNN on the pooled features of any model
@@ -60,6 +90,17 @@ class Classifier:
                                      for c in range(10)])
             if not has_fc:
                 self.logits_model = CentroidLogits(model, centroids)
+            self.knn_scores = KnnScores(model, self.train_x, self.train_y, k)
+
+    def attacked_through(self, spec) -> nn.Module:
+        """The module an attack's gradients or scores come from: the logits (or the surrogate), or the kNN's."""
+        if spec is None or getattr(spec, "via", "logits") == "logits":
+            return self.logits_model
+        if self.kind != "knn":
+            from core.errors import UsageError
+
+            raise UsageError(f"{spec.label} attacks the kNN's scores, but this model predicts by argmax of its logits")
+        return self.knn_scores
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 
 
-NOISE_SIGMAS = 2.0      # a difference under this many pooled standard deviations is within seed noise
+from eval.audit import (NOISE_SIGMAS, audit_checks, difference_noise, robust, stats, sweep_checks, test_n,
+                        verdict, wilson, worst)
+
 TRANSFER_GAP = 20.0     # points between transfer and white-box robustness worth calling out
 
 # ---------------------------------------------------------------- reading results
@@ -44,16 +46,6 @@ def runs(root: Path, preset: str, name: str = "metrics.json") -> list[dict]:
     base = root / preset
     found = [_load(base / name)] + [_load(p) for p in sorted(base.glob(f"seed-*/{name}"))]
     return [r for r in found if r is not None]
-
-
-def stats(values: list[float]) -> tuple[float, float, int] | None:
-    values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not values:
-        return None
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
-    return mean, std, n
 
 
 def fmt(s, digits: int = 2) -> str:
@@ -87,10 +79,19 @@ def within_noise(a, b) -> bool | None:
 
 
 def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
-    """Flags for preset `name` against `base_name`: [(label, ours stats, base stats)]. A difference under
-    NOISE_SIGMAS pooled std is "within seed noise"; with one seed the noise is unknown."""
+    """Flags for preset `name` against `base_name`: [(label, ours stats, base stats[, n ours, n base])]. With
+    the test-set sizes, a difference is judged against difference_noise (the larger of the seed spread and
+    the 95% binomial interval), so one seed is judged too; without them, against NOISE_SIGMAS pooled seed
+    std, and with one seed the noise is unknown."""
     flags, beyond = [], []
-    for label, ours, base in pairs:
+    for label, ours, base, *ns in pairs:
+        if ours and base and len(ns) == 2 and all(ns):
+            gap, noise = ours[0] - base[0], difference_noise(ours, base, *ns)
+            why = (f"noise ±{noise:.2f}: the larger of the seed spread ({min(ours[2], base[2])} seed(s)) and the "
+                   f"95% binomial interval of {ns[0]:,} and {ns[1]:,} test images")
+            flags.append(f"- {name} vs {base_name} on {label}: {gap:+.2f} points, "
+                         + (f"**beyond noise** ({why})." if abs(gap) > noise else f"within noise ({why})."))
+            continue
         verdict = within_noise(ours, base)
         if verdict is False:
             beyond.append(f"{label} {ours[0] - base[0]:+.2f}")
@@ -112,15 +113,6 @@ def _key(results: dict, study_name: str, suffix: str) -> str:
 
 def _metric(rs: list[dict], study_name: str, suffix: str):
     return stats([r["metrics"].get(_key(r, study_name, suffix)) for r in rs]) if rs else None
-
-
-def _robust(rs: list[dict], threat: str, method: str):
-    vals = []
-    for r in rs:
-        for row in r.get("results", []):
-            if row["threat_model"] == threat and row["method"] == method:
-                vals.append(row["robust_acc"])
-    return stats(vals) if vals else None
 
 
 def _link(root: Path, out_dir: Path, rel: str) -> str | None:
@@ -150,7 +142,8 @@ def build_report(root: Path, profile, sections: dict, questions: dict, out: Path
         if q.layout == "targets":
             table = _targets(root, q, secs, sections, scaled, out_dir)
         else:
-            table = (_domains if q.layout == "domains" else _robustness)(root, q, secs, sections, scaled)
+            table = (_domains(root, q, secs, sections, scaled, out_dir) if q.layout == "domains"
+                     else _robustness(root, q, secs, sections, scaled, out_dir))
         lines += ["", f"## {q.title}", "", q.intro] + table
         lines += _sections(root, out_dir, secs)
     return "\n".join(lines) + "\n"
@@ -178,36 +171,78 @@ def _changed_but_not_run(name: str, sec, rs: list[dict], sections: dict, scaled:
     return flags
 
 
-def _domains(root: Path, q, secs: dict, sections: dict, scaled: set) -> list[str]:
+def _domains(root: Path, q, secs: dict, sections: dict, scaled: set, out_dir: Path | None = None) -> list[str]:
     """In-domain and out-of-domain test accuracy per section, with train loss and accuracy."""
     heads = " | ".join(f"{label} study | {label} ours | Δ" for _, label in q.datasets)
     lines = ["", f"| section | {heads} | train loss study / ours | train acc study / ours |",
              "|---|" + "---|---|---|" * len(q.datasets) + "---|---|"]
     loaded = {n: runs(root, s.name) for n, s in _table_rows(secs).items()}
-    flags = []
+    stand_in = any(r.get("config", {}).get("stand_ins") for rs in loaded.values() for r in rs)
+    flags, points = [], {}
     for name, rs in loaded.items():
         sec, ref = secs[name], secs[name].reference
         accs = {d: _metric(rs, d, "_test_acc") for d, _ in q.datasets}
+        ns = {d: _test_n(rs, d) for d, _ in q.datasets}
+        if len(q.datasets) >= 2 and all(accs[d] for d, _ in q.datasets[:2]):
+            points[name] = [(accs[d], ns[d]) for d, _ in q.datasets[:2]]
         loss, acc = (stats([r["metrics"].get("train_loss") for r in rs]) if rs else None,
                      stats([r["metrics"].get("train_acc") for r in rs]) if rs else None)
-        cells = " | ".join(f"{ref_cell(ref.get(f'{d}_test_acc'))} | {_cell(rs, accs[d])} | "
-                           f"{delta(accs[d], ref.get(f'{d}_test_acc'))}" for d, _ in q.datasets)
+        cells = " | ".join(f"{ref_cell(ref.get(f'{d}_test_acc'))} | {_with_n(rs, accs[d], ns[d])} | "
+                           + ("–" if stand_in else delta(accs[d], ref.get(f'{d}_test_acc'))) for d, _ in q.datasets)
         lines.append(f"| {name} | {cells} | {ref_cell(ref.get('train_loss'), 3)} / {fmt(loss, 3)} "
                      f"| {ref_cell(ref.get('train_acc'))} / {fmt(acc)} |")
         if sec.compare_to in loaded and rs:
             base = loaded[sec.compare_to]
-            flags += noise_flags(name, sec.compare_to, [(label, accs[d], _metric(base, d, "_test_acc"))
-                                                        for d, label in q.datasets], q.rerun)
+            flags += noise_flags(name, sec.compare_to, [(label, accs[d], _metric(base, d, "_test_acc"), ns[d],
+                                                         _test_n(base, d)) for d, label in q.datasets], q.rerun)
+        for d, label in q.datasets:
+            flags += _chance(f"{name} on {label}", accs[d], ns[d], what="accuracy")
         flags += _changed_but_not_run(name, sec, rs, sections, scaled)
-    return lines + ["", "### Honesty checks", ""] + (flags or ["- nothing to compare yet"])
+    if stand_in:
+        flags.append("- Δ against the study is left out: these runs use stand-in data (see the banner).")
+    figure = [_domain_figure(points, q, secs, out_dir, stand_in)] if points and out_dir is not None else []
+    return lines + [""] + figure + ["", "### Honesty checks", ""] + (flags or ["- nothing to compare yet"])
 
 
-def wilson(acc: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95% Wilson score interval (in %) of an accuracy of acc % measured on n test images."""
-    p = acc / 100
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, 100 * (centre - half)), min(100.0, 100 * (centre + half))
+def _error(s, n) -> float:
+    """An error bar: the seed std with two seeds or more, else the 95% Wilson half-width of n images."""
+    if s[2] > 1:
+        return s[1]
+    if not n:
+        return 0.0
+    lo, hi = wilson(s[0], n)
+    return max(s[0] - lo, hi - s[0])
+
+
+def _domain_figure(points: dict, q, secs: dict, out_dir: Path, stand_in: bool) -> str:
+    """One summary figure for a question: in-domain against out-of-domain accuracy per section, with error
+    bars; the study's own numbers as grey crosses (left out under stand-in data)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from core.io import save_figure
+
+    (d_in, label_in), (d_out, label_out) = q.datasets[:2]
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, (name, ((a, n_a), (b, n_b))) in enumerate(points.items()):
+        colour = plt.get_cmap("tab10")(i % 10)
+        ax.errorbar(a[0], b[0], xerr=_error(a, n_a), yerr=_error(b, n_b), fmt="o", color=colour, capsize=3, label=name)
+        ref = secs[name].reference
+        if not stand_in and ref.get(f"{d_in}_test_acc") is not None and ref.get(f"{d_out}_test_acc") is not None:
+            ax.plot(ref[f"{d_in}_test_acc"], ref[f"{d_out}_test_acc"], "x", color="grey")
+            ax.plot([a[0], ref[f"{d_in}_test_acc"]], [b[0], ref[f"{d_out}_test_acc"]], ":", color=colour, lw=0.8)
+    ax.set_xlabel(f"{label_in} test accuracy (%)")  # the question's in-domain set (the reverse runs train on the other)
+    ax.set_ylabel(f"{label_out} test accuracy (%)")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{q.name.upper()}: {label_in} vs {label_out} test accuracy per section (error bars: seed std, or 95% "
+                 "interval with one seed)"
+                 + ("" if stand_in else "\ngrey crosses: the study's numbers"), fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    save_figure(out_dir / f"{q.name}-domains.png", fig)
+    return f"![{q.name}: {label_in} vs {label_out} accuracy per section]({q.name}-domains.png)"
 
 
 def _test_n(rs: list[dict], dataset: str) -> int | None:
@@ -225,16 +260,6 @@ def _with_n(rs: list[dict], s, n: int | None) -> str:
         return fmt(s)
     lo, hi = wilson(s[0], n)  # every seed is tested on the same images: the test set's n, not n x seeds
     return f"{fmt(s)}, {n:,} imgs, 95% [{lo:.1f}, {hi:.1f}]"
-
-
-def difference_noise(a, b, n_a: int, n_b: int) -> float:
-    """Points a difference of two mean accuracies must exceed to be beyond noise: the larger of the seed
-    spread (NOISE_SIGMAS pooled std, with two seeds or more on both sides) and the test sets' 95% binomial
-    interval of the difference."""
-    pa, pb = a[0] / 100, b[0] / 100
-    binomial = 196 * math.sqrt(pa * (1 - pa) / n_a + pb * (1 - pb) / n_b)
-    seeds = NOISE_SIGMAS * math.sqrt((a[1] ** 2 + b[1] ** 2) / 2) if a[2] > 1 and b[2] > 1 else 0.0
-    return max(binomial, seeds)
 
 
 def _targets(root: Path, q, secs: dict, sections: dict, scaled: set, out_dir: Path | None = None) -> list[str]:
@@ -319,49 +344,92 @@ def _target_bars(bars: dict, q, secs: dict, out_dir: Path) -> str:
 
 
 ROBUST_COLUMNS = [(t, m) for t in ("white-box", "transfer") for m in ("fgsm", "pgd")]
+_METHOD_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "noise+fgsm": "noise+FGSM"}
 
 
-def _robustness(root: Path, q, secs: dict, sections: dict, scaled: set) -> list[str]:
-    """Clean accuracy, the study's adversarial number and ours under the same protocol, and the
-    white-box and transfer FGSM/PGD columns, per trained section; then the honesty checks."""
+def _protocol(rob: dict) -> str:
+    """The attacks' settings as the results file records them (never typed here)."""
+    parts = []
+    for row in rob.get("results", []):
+        if row["method"] == "pgd" and row["threat_model"] == "white-box" and not parts and "alpha" in row:
+            parts.append(f"eps {_eps_text(row['eps'])}; PGD {row['steps']} steps of {_eps_text(row['alpha'])}"
+                         + (" from a random start" if row.get("random_start") else ""))
+    sources = sorted({row["source"] for row in rob.get("results", []) if row["threat_model"] == "transfer"
+                      and "source" in row})
+    through = sorted({row["through"] for row in rob.get("results", [])
+                      if row["threat_model"] == "white-box" and "through" in row})
+    if sources:
+        parts.append("transfer attacks crafted on " + ", ".join(sources))
+    if through:
+        parts.append("white-box gradients through " + ", ".join(through))
+    return "; ".join(parts)
+
+
+def _eps_text(eps: float) -> str:
+    from attacks.base import eps_label
+
+    return eps_label(eps)
+
+
+def _robustness(root: Path, q, secs: dict, sections: dict, scaled: set, out_dir: Path | None = None) -> list[str]:
+    """Clean accuracy, the study's adversarial number and ours under the same protocol, the white-box and
+    transfer FGSM/PGD columns, AutoAttack and the worst case over every attack, per trained section (each
+    with its test images and 95% interval); then the honesty checks and the shared-axes eps figure."""
     dataset = q.datasets[0][0]
-    lines = ["", f"The study's adversarial column is {q.reference_threat}. Ours: eps 8/255, PGD 10 steps of 2/255 "
-                 "with a random start; the transfer source is named in each run's robustness.json.", "",
-             "| section | clean study | clean ours | Δ | adversarial study | transfer noise+FGSM ours | Δ "
-             "| white-box FGSM | white-box PGD | transfer FGSM | transfer PGD | AutoAttack (test images) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = _table_rows(secs)
     loaded = {n: runs(root, s.name) for n, s in rows.items()}
-    robust = {n: runs(root, s.name, "robustness.json") for n, s in rows.items()}
-    auto = {n: runs(root, s.name, "autoattack.json") for n, s in rows.items()}
+    rob_files = {n: runs(root, s.name, "robustness.json") for n, s in rows.items()}
+    audits = {n: runs(root, s.name, "audit.json") for n, s in rows.items()}
+    protocol = next((_protocol(r[0]) for r in rob_files.values() if r), "")
+    lines = ["", f"The study's adversarial column is {q.reference_threat}."
+             + (f" Ours, as the results files record it: {protocol}." if protocol else ""),
+             "Each cell: mean (± seed std), the number of test images, and the 95% Wilson interval. AutoAttack and "
+             "the worst case run on the audit's fixed subset; the worst case is the lowest accuracy of every attack "
+             "there (for a kNN model, the attacks on the kNN itself included).", "",
+             "| section | clean study | clean ours | Δ | adversarial study | transfer noise+FGSM ours | Δ "
+             "| white-box FGSM | white-box PGD | transfer FGSM | transfer PGD | AutoAttack | worst case (attack) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    stand_in = any(r.get("config", {}).get("stand_ins") for rs in loaded.values() for r in rs)
     cells_of, flags = {}, []
     for name, rs in loaded.items():
         sec, ref = secs[name], secs[name].reference
-        rob = robust[name]
-        cells = {(t, m): _robust(rob, t, m) for t in ("white-box", "transfer") for m in ("fgsm", "pgd", "noise+fgsm")}
+        rob, aud = rob_files[name], audits[name]
+        n_rob, n_aud = test_n(rob), test_n(aud)
+        cells = {(t, m): robust(rob, m, t) for t in ("white-box", "transfer") for m in ("fgsm", "pgd", "noise+fgsm")}
         cells["clean"] = _metric(rs, dataset, "_test_acc")
         cells_of[name] = cells
         base = cells_of.get(sec.compare_to)
         if base is not None and rs:
+            base_rs, base_rob = loaded[sec.compare_to], rob_files[sec.compare_to]
             flags += noise_flags(name, sec.compare_to, (
-                ("clean accuracy", cells["clean"], base["clean"]),
-                ("white-box FGSM", cells[("white-box", "fgsm")], base[("white-box", "fgsm")]),
-                ("white-box PGD", cells[("white-box", "pgd")], base[("white-box", "pgd")])), q.rerun)
+                ("clean accuracy", cells["clean"], base["clean"], _test_n(rs, dataset), _test_n(base_rs, dataset)),
+                ("white-box FGSM", cells[("white-box", "fgsm")], base[("white-box", "fgsm")], n_rob, test_n(base_rob)),
+                ("white-box PGD", cells[("white-box", "pgd")], base[("white-box", "pgd")], n_rob, test_n(base_rob))),
+                q.rerun)
         if any(row.get("threat_model") == "transfer" and row.get("source") == r.get("model")
                for r in rob for row in r.get("results", [])):
             flags.append(f"- {name}: its transfer attacks were crafted on the model itself (PRETRAINED=0 makes its "
                          "trained transfer-source run the source), so its transfer columns are white-box by "
                          "construction.")
         tr = cells[("transfer", "noise+fgsm")]
-        lines.append(f"| {name} | {ref_cell(ref.get(f'{dataset}_test_acc'))} | {fmt(cells['clean'])} "
-                     f"| {delta(cells['clean'], ref.get(f'{dataset}_test_acc'))} "
-                     f"| {ref_cell(ref.get('adversarial'))} | {fmt(tr)} | {delta(tr, ref.get('adversarial'))} | "
-                     + " | ".join(fmt(cells[c]) for c in ROBUST_COLUMNS) + f" | {_autoattack_cell(auto[name])} |")
-        flags += _above_autoattack(name, cells, robust[name], auto[name])
+        clean_n = _test_n(rs, dataset)
+        study = lambda key, s: "–" if stand_in else delta(s, ref.get(key))  # noqa: E731
+        auto = robust(aud, "autoattack")
+        low = worst(aud)
+        lines.append(f"| {name} | {ref_cell(ref.get(f'{dataset}_test_acc'))} | {_with_n(rs, cells['clean'], clean_n)} "
+                     f"| {study(f'{dataset}_test_acc', cells['clean'])} "
+                     f"| {ref_cell(ref.get('adversarial'))} | {_with_n(rob, tr, n_rob)} | {study('adversarial', tr)} | "
+                     + " | ".join(_with_n(rob, cells[c], n_rob) for c in ROBUST_COLUMNS)
+                     + f" | {_with_n(aud, auto, n_aud) if auto else 'not run'}"
+                     + f" | {_with_n(aud, low[0], n_aud) + ' (' + low[1] + ')' if low else 'not run'} |")
+        flags += _chance(name, cells["clean"], clean_n)
+        flags += _above_autoattack(name, cells, rob, aud)
         wf, wp = cells[("white-box", "fgsm")], cells[("white-box", "pgd")]
-        if wf and wp and wp[0] > wf[0]:
-            flags.append(f"- {name}: white-box PGD ({wp[0]:.2f}%) is above white-box FGSM ({wf[0]:.2f}%): "
-                         "**suspect** (PGD should be the stronger attack; look for gradient masking or a bug).")
+        if wf and wp and n_rob and wp[0] - wf[0] > difference_noise(wp, wf, n_rob, n_rob):
+            flags.append(f"- {name}: white-box PGD ({wp[0]:.2f}%) is above white-box FGSM ({wf[0]:.2f}%) beyond the "
+                         f"noise (±{difference_noise(wp, wf, n_rob, n_rob):.2f} on {n_rob:,} images): **suspect** (PGD "
+                         "should be the stronger attack; look for gradient masking or a bug; see the audit card).")
+        flags += _knn_explained(name, rob, aud)
         for method in ("fgsm", "noise+fgsm", "pgd"):
             t, w = cells[("transfer", method)], cells[("white-box", method)]
             if t and w and t[0] - w[0] > TRANSFER_GAP:
@@ -370,7 +438,13 @@ def _robustness(root: Path, q, secs: dict, sections: dict, scaled: set) -> list[
                              "quote the white-box number as its robustness.")
         flags += _changed_but_not_run(name, sec, rs, sections, scaled)
         flags += [f"- {note.format(**ref)}" for note in sec.notes]
+    if stand_in:
+        flags.append("- Δ against the study is left out: these runs use stand-in data (see the banner).")
     lines += ["", "### Honesty checks", ""] + (flags or ["- nothing to compare yet"])
+    if out_dir is not None:
+        figure = eps_figure(rob_files, q, out_dir)
+        if figure:
+            lines += ["", figure]
     for name, sec in secs.items():
         knn = runs(root, sec.name, "knn.json") if any(p.file == "knn.json" for p in sec.evals) else []
         if knn:
@@ -384,19 +458,43 @@ def _robustness(root: Path, q, secs: dict, sections: dict, scaled: set) -> list[
     return lines
 
 
-def _n_of(rs: list[dict]) -> int | None:
-    ns = [r.get("test", {}).get("n") for r in rs]
-    return min(ns) if ns and all(isinstance(n, int) and n > 0 for n in ns) else None
+def _chance(name: str, clean, n: int | None, classes: int = 10, what: str = "clean accuracy") -> list[str]:
+    """An accuracy whose 95% interval reaches chance (1/classes) or lies below it is no better than guessing:
+    say so."""
+    if clean is None or not n or wilson(clean[0], n)[0] > 100 / classes:
+        return []
+    tail = ": its robustness numbers mean nothing." if what == "clean accuracy" else "."
+    return [f"- {name}: {what} {clean[0]:.2f}% on {n:,} images is **at or below chance** ({100 / classes:.0f}% for "
+            f"{classes} classes; its 95% interval reaches it){tail}"]
 
 
-def _autoattack_cell(aa: list[dict]) -> str:
-    s = _robust(aa, "white-box", "autoattack")
-    return "not run" if s is None else _with_n(aa, s, _n_of(aa))
+def _knn_explained(name: str, rob: list[dict], aud: list[dict]) -> list[str]:
+    """For a kNN model: the surrogate's white-box numbers beside the attacks on the kNN itself, and whether the
+    surrogate overstated the kNN's robustness beyond the noise."""
+    if not aud or not all(a.get("prediction") == "knn" for a in aud):
+        return []
+    n = test_n(aud)
+    via_surrogate = robust(aud, "pgd", steps=10)
+    on_knn = [(s, label) for s, label in ((robust(aud, "pgd", steps=50, via="knn"), "PGD-50 on the kNN's score"),
+                                          (robust(aud, "square", "black-box", via="knn"), "Square on the kNN's scores"),
+                                          (robust(aud, "autoattack", via="knn"), "AutoAttack on the kNN's scores"))
+              if s is not None]
+    if not via_surrogate or not on_knn or not n:
+        return []
+    best, label = min(on_knn, key=lambda t: t[0][0])
+    gap, noise = via_surrogate[0] - best[0], difference_noise(via_surrogate, best, n, n)
+    verdict = (f"**the surrogate overstated the kNN's robustness by {gap:.2f} points** (beyond the noise, ±{noise:.2f}): "
+               "the centroid surrogate is not the kNN's decision rule, so its gradients point only roughly where "
+               "the kNN's decision changes, and more PGD steps can overfit the surrogate (which is how PGD can come "
+               "out above FGSM); quote the attacks on the kNN"
+               if gap > noise else f"within the noise (±{noise:.2f}): the surrogate did not overstate it here")
+    return [f"- {name} predicts by kNN. On the audit's {n:,} images, PGD-10 through the centroid surrogate leaves "
+            f"{via_surrogate[0]:.2f}%; attacking the kNN itself, {label} leaves {best[0]:.2f}%: {verdict}."]
 
 
 def _above_autoattack(name: str, cells: dict, rob: list[dict], aa: list[dict]) -> list[str]:
     """A white-box number above AutoAttack's by more than the two test sets' noise overstates robustness."""
-    a, n_a, n_r = _robust(aa, "white-box", "autoattack"), _n_of(aa), _n_of(rob)
+    a, n_a, n_r = robust(aa, "autoattack"), test_n(aa), test_n(rob)
     flags = []
     for method, label in (("pgd", "PGD-10"), ("fgsm", "FGSM")):
         w = cells[("white-box", method)]
@@ -408,6 +506,53 @@ def _above_autoattack(name: str, cells: dict, rob: list[dict], aa: list[dict]) -
                          f"points, beyond the test-set noise (±{noise:.2f} on {n_r:,} and {n_a:,} images): **{label} "
                          "overstates this model's robustness; quote AutoAttack.**")
     return flags
+
+
+_LINESTYLES = {"fgsm": "-", "pgd": "--", "noise+fgsm": ":"}
+
+
+def eps_figure(rob_files: dict, q, out_dir: Path) -> str | None:
+    """Every model and swept attack on shared axes: white-box robust accuracy against eps (x in 255ths, ticks
+    at the measured radii), one colour per section, one line style per attack; error bars the seed std, or the
+    95% Wilson half-width with one seed."""
+    curves = {}
+    for name, rob in rob_files.items():
+        n = test_n(rob)
+        by: dict = {}
+        for r in rob:
+            for row in r.get("eps_sweep") or []:
+                by.setdefault(row["method"], {}).setdefault(row["eps"], []).append(row["robust_acc"])
+        for method, points in by.items():
+            curves[(name, method)] = (n, sorted((e, stats(v)) for e, v in points.items()))
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from core.io import save_figure
+
+    colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(rob_files)}
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    radii = sorted({e for _, pts in curves.values() for e, _ in pts})
+    for (name, method), (n, pts) in curves.items():
+        xs = [e * 255 for e, _ in pts]
+        ys = [s[0] for _, s in pts]
+        errs = [s[1] if s[2] > 1 else (max(s[0] - wilson(s[0], n)[0], wilson(s[0], n)[1] - s[0]) if n else 0)
+                for _, s in pts]
+        ax.errorbar(xs, ys, yerr=errs, color=colours[name], linestyle=_LINESTYLES.get(method, "-."), marker="o",
+                    markersize=3, capsize=2, label=f"{name}, {_METHOD_NAMES.get(method, method)}")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xticks([e * 255 for e in radii], [f"{e * 255:g}" for e in radii])
+    ax.minorticks_off()
+    ax.set_xlabel("eps (L-inf, in 1/255 of the [0,1] pixel range)")
+    ax.set_ylabel("white-box robust accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{q.name.upper()}: robust accuracy vs eps, every model (colour) and attack (line style)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    save_figure(out_dir / f"{q.name}-eps.png", fig)
+    return f"![{q.name}: robust accuracy against eps, every model and attack]({q.name}-eps.png)"
 
 
 def sweep_curve(root: Path, out_dir: Path, sec) -> list[str]:
@@ -452,68 +597,52 @@ def _sections(root: Path, out_dir: Path, secs: dict) -> list[str]:
             lines += sweep_curve(root, out_dir, sec)
             continue
         rs = runs(root, sec.name, "metrics.json" if sec.kind != "none" else sec.evals[0].file)
+        if rs and sec.kind != "none":
+            lines += [_what_ran(rs), ""]
         lines += _seeds_and_figures(root, out_dir, name, rs) if rs else ["*not run*"]
         if sec.kind != "none" and any(p.file == "robustness.json" for p in sec.evals):
-            lines += audit_card(name, runs(root, sec.name, "robustness.json"), runs(root, sec.name, "autoattack.json"))
+            lines += audit_card(name, runs(root, sec.name, "robustness.json"), runs(root, sec.name, "audit.json"))
     return lines
 
 
-LARGE_EPS = 64 / 255   # at this radius every honest model should be near 0
-NEAR_ZERO = 5.0        # "about 0": at most this many points, plus the test-set noise
+def _what_ran(rs: list[dict]) -> str:
+    """What the runs did, read from their configs and datasets (never from the section's prose)."""
+    from eval.curves import DATASET_LABELS
+
+    def one_of(values) -> str:
+        found = sorted({str(v) for v in values})
+        return found[0] if len(found) == 1 else " / ".join(found)
+
+    cfgs = [r.get("config", {}) for r in rs]
+    train = [r.get("datasets", {}).get("train", {}) for r in rs]
+    names = {v: k for r in rs for k, v in r.get("roles", {}).items()}
+    label = lambda d: DATASET_LABELS.get(names.get(d, d), d) + (f" (stand-in: {d})" if d in names else "")  # noqa: E731
+    tested = one_of(", ".join(f"{label(k[:-5])} ({v.get('size', 0):,} images)" for k, v in r.get("datasets", {}).items()
+                              if k.endswith("_test") and v.get("size")) for r in rs)
+    init = one_of("ImageNet weights" if c.get("pretrained") else "from the run " + Path(c["init_from"]).name
+                  if c.get("init_from") else "random initialisation" for c in cfgs)
+    size = one_of(f"{c['image_size']} px" if c.get("image_size") else "native size" for c in cfgs)
+    on = one_of(label(t.get("dataset", "?")) for t in train)
+    images = one_of(format(t.get("size", 0), ",") for t in train)
+    epochs = one_of(c.get("epochs") for c in cfgs)
+    return (f"*This section's runs, as their configs record them:* trained on {on} ({images} images), {epochs} epochs, "
+            f"{init}, images at {size}; tested on {tested}.")
 
 
-def audit_card(name: str, rob: list[dict], aa: list[dict]) -> list[str]:
-    """The gradient-masking checks the results files already answer (Carlini et al. 2019; Athalye et al.
-    2018), each with its numbers and a pass or a flag judged against the test-set noise (95% Wilson)."""
-    if not rob:
-        return []
-    n = _n_of(rob)
-    cell = lambda t, m: _robust(rob, t, m)  # noqa: E731
-    checks = []
-
-    def verdict(ok: bool) -> str:
-        return "pass" if ok else "**flag**"
-
-    wf, wp = cell("white-box", "fgsm"), cell("white-box", "pgd")
-    if wf and wp and n:
-        noise = difference_noise(wp, wf, n, n)
-        checks.append(f"1. iterative not weaker than single-step: PGD-10 {wp[0]:.2f}% vs FGSM {wf[0]:.2f}% "
-                      f"(noise ±{noise:.2f}): {verdict(wp[0] - wf[0] <= noise)}")
-    a, n_a = _robust(aa, "white-box", "autoattack"), _n_of(aa)
-    if wp and a and n and n_a:
-        noise = difference_noise(wp, a, n, n_a)
-        checks.append(f"3. AutoAttack not far below PGD-10: {a[0]:.2f}% vs {wp[0]:.2f}% (noise ±{noise:.2f}): "
-                      f"{verdict(wp[0] - a[0] <= noise)}")
-    sweeps = [r.get("eps_sweep") or [] for r in rob]
-    if sweeps and sweeps[0] and n:
-        by_eps: dict = {}
-        for sweep in sweeps:
-            for row in sweep:
-                by_eps.setdefault(row["eps"], []).append(row["robust_acc"])
-        points = sorted((e, sum(v) / len(v)) for e, v in by_eps.items())
-        rises = [(e0, a0, e1, a1) for (e0, a0), (e1, a1) in zip(points, points[1:])
-                 if a1 - a0 > 196 * math.sqrt(max(a0, a1) / 100 * (1 - max(a0, a1) / 100) * 2 / n)]
-        method = sweeps[0][0].get("method", "the first attack")
-        line = f"5. {method} accuracy non-increasing in eps over {len(points)} radii: {verdict(not rises)}"
-        if rises:
-            e0, a0, e1, a1 = rises[0]
-            line += f" (rises from {a0:.2f}% at {e0 * 255:.0f}/255 to {a1:.2f}% at {e1 * 255:.0f}/255)"
-        large = [acc for e, acc in points if e >= LARGE_EPS - 1e-9]
-        if large:
-            hi = wilson(min(large), n)[0]
-            line += (f"; at {LARGE_EPS * 255:.0f}/255: {min(large):.2f}%, about 0: "
-                     f"{verdict(hi <= NEAR_ZERO)}")
-        checks.append(line)
-    for method in ("fgsm", "pgd"):
-        t, w = cell("transfer", method), cell("white-box", method)
-        if t and w and n:
-            noise = difference_noise(t, w, n, n)
-            checks.append(f"7. transfer {method.upper()} not stronger than white-box: {t[0]:.2f}% vs {w[0]:.2f}% "
-                          f"(noise ±{noise:.2f}): {verdict(w[0] - t[0] <= noise)}")
+def audit_card(name: str, rob: list[dict], aud: list[dict]) -> list[str]:
+    """The gradient-masking audit of one model as a short card: each check (eval/audit.py) with its numbers
+    and a pass or a flag judged against the test-set noise."""
+    checks = sorted(audit_checks(aud) + sweep_checks(rob), key=lambda c: c["check"])
     if not checks:
         return []
-    return (["", f"Gradient-masking audit of {name} (on {n:,} test images; checks 2, 4, 6 and 8 of issue 13 "
-             "are not built yet):", ""] + [f"- {c}" for c in checks])
+    flagged = sum(c["passed"] is False for c in checks)
+    undecided = sum(c["passed"] is None for c in checks)
+    where = ([f"checks 1-4, 6 and 8 on the audit's {test_n(aud):,} images"] if aud and test_n(aud) else []) + \
+        ([f"5 and 7 on robustness.json's {test_n(rob):,}"] if rob and test_n(rob) else [])
+    head = (f"Gradient-masking audit of {name}: {sum(c['passed'] is True for c in checks)} of {len(checks)} checks pass"
+            + (f", **{flagged} flagged**" if flagged else "") + (f", {undecided} inconclusive" if undecided else "")
+            + (f" ({'; '.join(where)})" if where else "") + ":")
+    return ["", head, ""] + [f"- {c['check']}. {c['title']}: {c['detail']}: {verdict(c)}" for c in checks]
 
 
 def _seeds_and_figures(root: Path, out_dir: Path, name: str, rs: list[dict]) -> list[str]:
@@ -547,3 +676,19 @@ def write_report(profile, sections: dict, questions: dict, results_root: str | P
     text = build_report(root, profile, sections, questions, out)
     atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     return out
+
+
+def track_report(enabled: bool, profile: str, path: Path) -> None:
+    """REPORT.md and the figures beside it as one W&B artifact, in a run of job_type "report"."""
+    if not enabled:
+        return
+    from core.tracking import Tracker
+
+    path = Path(path)
+    tracker = Tracker(True, group=f"{profile}/report", name=f"report-{profile}", job_type="report",
+                      config={"profile": profile, "report": str(path)}, tags=(profile,))
+    figures = sorted(path.parent.glob("*.png"))
+    for png in figures:
+        tracker.image(png.stem, png)
+    tracker.artifact(f"report-{profile}", "report", [path, *figures])
+    tracker.finish()

@@ -2,9 +2,11 @@
 
 Threat models:
   white-box  crafted against the model being evaluated (the default, and the honest number);
-  transfer   crafted against a fixed source model and evaluated on every model (the study's protocol).
-Embedding (Circle Loss) models predict by kNN; white-box attacks on them go through the
-centroid-cosine surrogate described in eval/classify.py.
+  transfer   crafted against a fixed source model and evaluated on every model (the study's protocol);
+  black-box  from the model's output scores alone (Square), or from nothing at all (uniform noise).
+Embedding (Circle Loss) models predict by kNN; white-box attacks on them go through the centroid-cosine
+surrogate described in eval/classify.py, or (via="knn", in the audit) through the kNN's own differentiable score.
+With --audit an attack evaluation adds the gradient-masking audit (eval/audit.py) on the same test images.
 Each function takes one resolved Evaluation (eval/plan.py); experiments/ decides its defaults.
 """
 from __future__ import annotations
@@ -25,8 +27,9 @@ from core.io import clean_partial, ensure_dir, exclusive, save_torch, to_jsonabl
 from core.amp import memory_format, resolved
 from core.provenance import provenance
 from eval.accuracy import evaluate
+from eval.audit import audit_checks
 from eval.classify import Classifier
-from eval.plan import AttackPlan, Evaluation, KnnPlan, UmapPlan
+from eval.plan import AttackPlan, Evaluation, KnnPlan, UmapPlan, audit_attacks
 from loaders.batches import Batches
 from loaders.datasets import stratified_subset
 from runs import RUN_FILES, load_run, pick_device, prepare_data, source_model
@@ -133,9 +136,62 @@ def _attacked(clf, test, spec, source, keep: int = 0) -> tuple[dict, dict]:
     a (classifier, description) pair from _source."""
     transfer = spec.threat == "transfer"
     res = evaluate(clf, test, spec, source[0] if transfer else None, seed=spec.seed, keep=keep)
-    row = {**spec.describe(), "source": source[1] if transfer else "the model itself",
-           "robust_acc": res["acc"], "n": res["n"]}
+    through = ("the kNN's differentiable score" if spec.via == "knn" else
+               "the centroid surrogate" if clf.logits_model is not clf.model else "the model's logits")
+    row = {**spec.describe(), "label": spec.label, "source": source[1] if transfer else "the model itself",
+           "through": "the source model's logits" if transfer else through, "robust_acc": res["acc"], "n": res["n"]}
     return row, res
+
+
+def _specs(ev: Evaluation, target: Classifier) -> list:
+    """The evaluation's attacks, then (with --audit) the audit's that are not among them already."""
+    specs = list(ev.attacks)
+    if ev.audit:
+        specs += [s for s in audit_attacks(ev.attacks[0], ev.square_queries, target.kind == "knn") if s not in specs]
+    return specs
+
+
+def _sweep(ev: Evaluation, target: Classifier, test: Batches, clean: dict) -> list[dict]:
+    """White-box robust accuracy of each sweep method at each eps. PGD's step grows with eps (alpha/eps fixed,
+    so its steps always reach the ball's edge); at eps 0 a pure gradient attack is the identity: clean accuracy."""
+    rows = []
+    for method in ev.sweep_methods or [ev.attacks[0].method]:
+        base = next((s for s in ev.attacks if s.method == method), replace(ev.attacks[0], method=method))
+        base = replace(base, threat="white-box", via="logits")
+        for eps in ev.eps_sweep:
+            spec = replace(base, eps=eps, alpha=base.alpha * eps / base.eps if base.eps else base.alpha)
+            shortcut = eps == 0 and "noise" not in method
+            acc = clean["acc"] if shortcut else evaluate(target, test, spec, seed=spec.seed)["acc"]
+            rows.append({**spec.describe(), "label": spec.label, "robust_acc": acc})
+    return rows
+
+
+def _sanity(target: Classifier, test: Batches) -> dict:
+    """Check 8's numbers: logits of two eval-mode passes over the first batch, the range of the inputs the model
+    receives, and the share of inputs whose cross-entropy input gradient is exactly zero."""
+    import torch.nn.functional as F
+
+    from attacks.context import eval_no_param_grad
+
+    model = target.attacked_through(None)
+    n = zero = 0
+    lo, hi, change, scale = float("inf"), float("-inf"), 0.0, 1.0
+    with eval_no_param_grad(model):
+        for i, (x, y) in enumerate(test.epoch()):
+            lo, hi = min(lo, x.min().item()), max(hi, x.max().item())
+            x = x.detach().clone().requires_grad_(True)
+            with test.autocast():
+                logits = model(x).float()
+            if i == 0:
+                with torch.no_grad(), test.autocast():
+                    again = model(x).float()
+                change, scale = (logits - again).abs().max().item(), max(1.0, logits.abs().max().item())
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x)
+            zero += int((grad.flatten(1).abs().amax(1) == 0).sum())
+            n += len(y)
+    return {"max_logit_change": change, "tolerance": 1e-4 * scale, "input_min": lo, "input_max": hi,
+            "zero_grad_pct": 100.0 * zero / max(n, 1), "n": n, "gradient_of": "cross-entropy of "
+            + ("the centroid surrogate" if model is not target.model else "the logits")}
 
 
 def _head(ev: Evaluation, results: dict, cfg) -> dict:
@@ -148,29 +204,29 @@ def attack_run(ev: Evaluation, examples: int = 8) -> dict:
     started = time.time()
     out = Path(ev.out)
     results, cfg, model, target, test, described, _ = _setup(ev)
-    source = _source(ev, cfg, ev.attacks, test.device)
+    specs = _specs(ev, target)
+    source = _source(ev, cfg, specs, test.device)
     clean = evaluate(target, test, keep=examples)
     rows, grids = [], []
-    for spec in ev.attacks:
+    for spec in specs:
         row, res = _attacked(target, test, spec, source, keep=examples)
         rows.append(row)
         grids.append((spec, res["examples"]))
-        print(f"{results['preset']}: {spec.threat} {spec.method} eps {eps_label(spec.eps)}: "
+        print(f"{results['preset']}: {spec.threat} {spec.label} eps {eps_label(spec.eps)}: "
               f"{res['acc']:.2f}% (clean {clean['acc']:.2f}%)")
-    sweep = []
-    if ev.eps_sweep:
-        base = replace(ev.attacks[0], threat="white-box")
-        for eps in ev.eps_sweep:
-            res = evaluate(target, test, replace(base, eps=eps), seed=base.seed)
-            sweep.append({**replace(base, eps=eps).describe(), "method": base.method, "robust_acc": res["acc"]})
     report = to_jsonable({
         **_head(ev, results, cfg), "prediction": target.kind,
         "test": described[f"{cfg.eval_on[0]}_test"] | {"n": clean["n"]},
-        "clean_acc": clean["acc"], "results": rows, "eps_sweep": sweep,
-        "provenance": _provenance(test, started),
+        "clean_acc": clean["acc"], "results": rows, "eps_sweep": _sweep(ev, target, test, clean) if ev.eps_sweep else [],
     })
+    if ev.audit:
+        report["sanity"] = to_jsonable(_sanity(target, test))
+        report["audit"] = audit_checks([report])
+    report["provenance"] = to_jsonable(_provenance(test, started))
     _figures(out, report, clean, grids, cfg, target)
     write_json(out, report)  # last: its presence marks a finished evaluation
+    stem = out.with_suffix("")
+    _track(ev, report, images={"examples": f"{stem}-examples.png", "eps": f"{stem}-eps.png"})
     return report
 
 
@@ -190,14 +246,15 @@ def _figures(out: Path, report: dict, clean: dict, grids: list, cfg, target) -> 
         rows.append({"name": f"{spec.n_pixels} white px", "images": noisy,
                      "preds": target.predict(noisy.to(dev)).cpu()})
     for spec, kept in grids:
-        rows.append({"name": f"{spec.method}\n{spec.threat}", "images": kept["images"], "preds": kept["preds"]})
+        rows.append({"name": f"{spec.label}\n{spec.threat}", "images": kept["images"], "preds": kept["preds"]})
     examples = {"labels": ex["labels"], "rows": rows}
     save_torch(f"{stem}-examples.pt", examples)  # the grid's data, so the figure can be redrawn from a file
     example_grid(examples, f"{stem}-examples.png", names,
                  title=f"{report['preset']} ({report['profile']}), eps {rows and eps_label(grids[0][0].eps) if grids else ''}")
     if report["eps_sweep"]:
         eps_curve(report["eps_sweep"], f"{stem}-eps.png",
-                  title=f"{report['preset']}: white-box {report['eps_sweep'][0]['method']}, robust accuracy vs eps")
+                  title=f"{report['preset']}: white-box robust accuracy vs eps "
+                        f"({report['test']['n']:,} test images)")
 
 
 @_one_writer
@@ -217,6 +274,7 @@ def knn_run(ev: Evaluation) -> dict:
     report["results"] = [_attacked(clf, test, attack, source)[0] for attack in ev.attacks]
     report["provenance"] = _provenance(test, started)
     write_json(ev.out, report)
+    _track(ev, to_jsonable(report))
     return to_jsonable(report)
 
 
@@ -225,7 +283,7 @@ def umap_run(ev: Evaluation, n_neighbors: int = 10, min_dist: float = 0.3, rando
     """UMAP of the 512-d pooled features: fitted once on clean test features; the adversarial
     features are placed into that same map with transform()."""
     if ev.n is None or ev.n < 10:
-        raise UsageError(f"max-points must be at least 10, got {ev.n}")
+        raise UsageError(f"eval-size (--max-points) must be at least 10, got {ev.n}")
     started = time.time()
     results, cfg, model, target, test, _, _ = _setup(ev)
     attack = ev.attacks[0]
@@ -260,16 +318,44 @@ def umap_run(ev: Evaluation, n_neighbors: int = 10, min_dist: float = 0.3, rando
     png = Path(ev.out).with_suffix(".png")
     umap_pair(report, png, class_names(cfg.eval_on[0]))
     write_json(ev.out, report)
-    _track_umap(ev, report, png)
+    _track(ev, report, images={"umap": png})
     return report
 
 
-def _track_umap(ev: Evaluation, report: dict, png: Path) -> None:
-    from core.tracking import Tracker
+def _track(ev: Evaluation, report: dict, images: dict | None = None) -> None:
+    """The evaluation as a W&B run in its section's group: one summary key per number
+    (adv/<threat>/<attack>/acc, clean/acc), the attacks as a table (method, threat, eps, steps, n, accuracy,
+    95% interval), the eps sweep as a table and line plot, the figures as images."""
+    if not ev.wandb:
+        return
+    from core.tracking import Tracker, group, run_name
+    from eval.audit import wilson
 
-    tracker = Tracker(ev.wandb, group=report["preset"], name=f"{report['preset']}-s{report['seed']}-umap",
-                      job_type="umap", config={"model": str(ev.model), "attack": report["attack"], **report["umap"]})
-    tracker.image("umap", png, caption=f"{report['preset']} clean vs adversarial")
+    job = {"attack": Path(ev.out).stem, "knn": "knn", "umap": "umap"}[ev.kind]
+    rows = report.get("results", [])
+    tracker = Tracker(True, group=group(report["profile"], report["preset"]),
+                      name=run_name(report["preset"], report["seed"], job), job_type=ev.kind,
+                      config={"model": str(ev.model), "out": str(ev.out), "n": ev.n, "config": report.get("config", {}),
+                              "attacks": [r for r in rows]},
+                      tags=(report["profile"], *sorted({r["threat_model"] for r in rows})))
+    summary = {f"adv/{r['threat_model']}/{r.get('label', r['method'])}/acc": r["robust_acc"] for r in rows}
+    if "clean_acc" in report:
+        summary["clean/acc"] = report["clean_acc"]
+    tracker.summary(summary)
+    if rows:
+        table = []
+        for r in rows:
+            lo, hi = wilson(r["robust_acc"], r["n"]) if r.get("n") else (None, None)
+            table.append([r.get("label", r["method"]), r["threat_model"], r.get("eps_label"), r.get("steps"), r.get("n"),
+                          r["robust_acc"], lo, hi])
+        tracker.table("robustness", ["attack", "threat", "eps", "steps", "n", "accuracy", "ci95_low", "ci95_high"], table)
+    sweep = report.get("eps_sweep") or []
+    if sweep:
+        tracker.table("eps_sweep", ["method", "eps", "eps_label", "accuracy"],
+                      [[r["method"], r["eps"], r["eps_label"], r["robust_acc"]] for r in sweep])
+    for key, path in (images or {}).items():
+        if Path(path).is_file():
+            tracker.image(key, path, caption=f"{report['preset']} {key}")
     tracker.finish()
 
 

@@ -19,6 +19,7 @@ class Profile:
     curve_samples: tuple[int, ...] = (100, 200, 400, 800, 1600, 3200)  # fc fine-tuning curve points
     autoattack_points: int = 1000                    # AutoAttack's fixed stratified test subset (RobustBench: 1,000);
     # on 2 CPU cores AutoAttack takes ~4 s per image of a robust demo model, so demo and smoke use a handful
+    square_queries: int = 5000                       # the audit's Square, run alone (AutoAttack's standard: 5,000)
 
 
 PROFILES: dict[str, Profile] = {p.name: p for p in [
@@ -29,16 +30,17 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
                    # epoch on 2 CPU cores, RandConv's 3 views ~55 s); ResNet18: a 5,000-image slice for 5 epochs
                    "dg": dict(eval_size=2000, epochs=8), "dg:resnet18": dict(train_size=5000, eval_size=2000, epochs=5),
                    "q2": dict(train_size=10_000, val_size=10_000, eval_size=1000, epochs=10, image_size=32)},
-            umap_points=2000, autoattack_points=200),
+            umap_points=2000, autoattack_points=200, square_queries=1000),
     Profile("smoke", "a few hundred images and 1 epoch, for CI",
             scale={"q1": dict(train_size=300, eval_size=200, epochs=1, finetune_samples=100),
                    "dg": dict(train_size=300, eval_size=200, epochs=1),
                    "q2": dict(train_size=300, val_size=200, eval_size=100, epochs=1, image_size=32)},
-            umap_points=100, curve_samples=(25, 50), autoattack_points=8),
+            umap_points=100, curve_samples=(25, 50), autoattack_points=8, square_queries=50),
     Profile("demo", "embedded scikit-learn digits standing in for every dataset; numbers are not the study's",
             scale={"q1": dict(train_size=600, epochs=2, finetune_samples=200),
                    "dg": dict(train_size=600, epochs=2),
                    "q2": dict(train_size=600, val_size=300, eval_size=200, epochs=6, image_size=32)},
             dataset_map={"svhn": "digits", "mnist": "digits-inverted", "cifar10": "digits"},
-            umap_points=200, curve_samples=(50, 100, 200, 400), autoattack_points=10),
+            umap_points=200, curve_samples=(50, 100, 200, 400), autoattack_points=10,
+            square_queries=200),
 ]}

@@ -60,9 +60,10 @@ def resolve(preset: str, profile: str = "paper", **overrides: Any) -> RunConfig:
     cfg = RunConfig(preset=preset, profile=profile, question=section.question, **values)
     if prof.dataset_map:
         remap = lambda name: prof.dataset_map.get(name, name)  # noqa: E731
+        used = {cfg.train_on, *cfg.eval_on}  # the stand-ins this run uses, so each stands for one study dataset
         cfg.train_on = remap(cfg.train_on)
         cfg.eval_on = tuple(dict.fromkeys(remap(n) for n in cfg.eval_on))
-        cfg.stand_ins = dict(prof.dataset_map)
+        cfg.stand_ins = {k: v for k, v in prof.dataset_map.items() if k in used}
     return check_names(cfg)
 
 
@@ -131,8 +132,9 @@ KINDS = {"attack": AttackPlan, "knn": KnnPlan, "umap": UmapPlan}
 
 def resolve_evaluation(kind: str, *, model, out=None, methods=(), threats=("white-box",), eps="8/255",
                        alpha="2/255", steps: int = 10, random_start: bool = True, noise_pixels: int = 20,
-                       source: str | None = None, eps_sweep: str | None = None, n: int | None = None,
-                       k: int = 3, seed: int = 0, **runtime: Any) -> Evaluation:
+                       source: str | None = None, eps_sweep: str | None = None, sweep_methods=(),
+                       n: int | None = None, k: int = 3, seed: int = 0, audit: bool = False,
+                       square_queries: int = 5000, **runtime: Any) -> Evaluation:
     """An Evaluation from the evaluation commands' options: every method under every threat model, eps
     parsed on the pixel scale, the results file next to the run unless `out` says otherwise, and the
     transfer source defaulted as transfer_source() says."""
@@ -147,11 +149,20 @@ def resolve_evaluation(kind: str, *, model, out=None, methods=(), threats=("whit
     if kind == "attack" and not specs:
         raise UsageError("give at least one --method")
     sweep = [parse_eps(e.strip(), "eps-sweep value") for e in eps_sweep.split(",")] if eps_sweep else []
+    for m in sweep_methods:
+        _check_name("sweep method", m, ATTACKS)
+    if sweep_methods and not sweep:
+        raise UsageError("--sweep-method needs --eps-sweep: the radii to sweep")
+    if square_queries < 1:
+        raise UsageError(f"square-queries must be at least 1, got {square_queries}")
+    if audit and kind != "attack":
+        raise UsageError("--audit belongs to the attack command")
     if k < 1:
         raise UsageError(f"k must be at least 1, got {k}")
     if any(s.threat == "transfer" for s in specs) and source is None:
         source = transfer_source(model, _run_config(model))
     out = out or Path(model) / KINDS[kind].file
-    return Evaluation(kind=kind, model=str(model), out=str(out), attacks=specs, eps_sweep=sweep, source=source,
+    return Evaluation(kind=kind, model=str(model), out=str(out), attacks=specs, eps_sweep=sweep,
+                      sweep_methods=list(sweep_methods), audit=audit, square_queries=square_queries, source=source,
                       n=n, k=k, seed=seed, **{key: (str(v) if isinstance(v, Path) else v)
                                                 for key, v in runtime.items()})

@@ -20,7 +20,7 @@ def invoke(*args):
 def test_help_explains_every_option(command):
     import typer.main
 
-    result = invoke(command, "--help")
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "250"})  # room for every option's name
     assert result.exit_code == 0
     cmd = typer.main.get_command(app).commands[command]
     for param in cmd.params:
@@ -158,3 +158,71 @@ def test_attack_bad_eps(q2_run, eps):
     result = invoke("attack", "--model", q2_run, "--eps", eps, "--out", q2_run / "never.json")
     assert result.exit_code == 2 and eps in result.output
     assert not (q2_run / "never.json").exists()
+
+
+def test_version_prints_the_commit_and_library_versions():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.startswith("trustlab ") and "torch " in result.output
+
+
+def test_json_puts_only_the_summary_on_stdout_and_quiet_prints_nothing(q2_run):
+    result = runner.invoke(app, ["attack", "--model", str(q2_run), "--method", "fgsm", "--eval-size", "20",
+                                 "--out", str(q2_run / "j.json"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # stdout is the JSON object alone: progress lines went to stderr
+    assert summary["out"] == str(q2_run / "j.json") and summary["results"][0]["method"] == "fgsm"
+    assert summary["results"][0]["n"] == 20
+    quiet = runner.invoke(app, ["knn-eval", "--model", str(q2_run), "--method", "fgsm", "--n", "20", "--quiet",
+                                "--out", str(q2_run / "q.json")])
+    assert quiet.exit_code == 0 and quiet.stdout == "" and (q2_run / "q.json").is_file()
+
+
+def test_one_name_per_thing_across_commands():
+    """The test subset, the attack and the training set have one canonical option in every command that has
+    them (older spellings still work as aliases)."""
+    import typer.main
+
+    commands = typer.main.get_command(app).commands
+    names = {c: {p.name: p.opts for p in cmd.params} for c, cmd in commands.items()}
+    for c in ("attack", "knn-eval", "umap", "train", "finetune-fc"):
+        assert any("--eval-size" in opts for opts in names[c].values()), c
+    for c in ("attack", "knn-eval", "umap"):
+        assert any("--method" in opts for opts in names[c].values()), c
+    for c in ("train", "finetune-fc"):
+        assert any("--train-on" in opts for opts in names[c].values()), c
+    for c in commands:
+        flat = {o for opts in names[c].values() for o in opts}
+        assert {"--json", "--quiet", "--verbose"} <= flat, c
+        assert "--wandb" in flat or c == "report" and "--wandb" in flat, c
+    assert "--compile" in {o for opts in names["finetune-fc"].values() for o in opts}
+
+
+def test_set_overrides_a_research_knob_checked_against_runconfig(tmp_path):
+    result = invoke("train", "--preset", "q2-adversarial", "--profile", "demo", "--no-pretrained", "--train-size",
+                    "48", "--eval-size", "20", "--epochs", "1", "--no-wandb", "--set", "adv_prob=0.25",
+                    "--set", "dropout=0.1", "--set", "attack_eps=4/255", "--out", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((tmp_path / "r" / "metrics.json").read_text())["config"]
+    assert (cfg["adv_prob"], cfg["dropout"]) == (0.25, 0.1) and cfg["attack_eps"] == pytest.approx(4 / 255)
+    for bad, message in ((["adv_probb=0.3"], "did you mean adv_prob"), (["dropout=high"], "expected float"),
+                         (["adv_prob"], "write key=value"), (["seed=3"], "has its own option"),
+                         (["lr=0.1"], "given both")):
+        extra = ["--lr", "0.2"] if bad == ["lr=0.1"] else []
+        result = invoke("train", "--preset", "q1-baseline", *TINY, *extra, "--set", *bad, "--out", tmp_path / "x")
+        assert result.exit_code == 2 and message in result.output, (bad, result.output)
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_evaluation_logs_its_table_summary_and_figures_to_an_offline_wandb_run(q2_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
+    result = invoke("attack", "--model", q2_run, "--method", "fgsm", "--eval-size", "20", "--eps-sweep", "0,8/255",
+                    "--wandb", "--out", q2_run / "wb.json")
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")
+    tables = list(run.rglob("robustness_*.table.json"))
+    assert tables, sorted(p.name for p in run.rglob("*"))
+    table = json.loads(tables[0].read_text())
+    assert table["columns"] == ["attack", "threat", "eps", "steps", "n", "accuracy", "ci95_low", "ci95_high"]
+    assert table["data"][0][:2] == ["FGSM", "white-box"] and table["data"][0][4] == 20
+    assert list(run.rglob("eps_sweep_*.table.json")) and list(run.rglob("examples_*.png"))

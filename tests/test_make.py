@@ -106,8 +106,18 @@ def test_make_q2_smoke_end_to_end(tmp_path, data_root):
     for preset in ("q2-fast-at", "q2-pgd-at", "q2-trades"):  # the defences that work, with the same evaluations
         r = json.loads((base / preset / "metrics.json").read_text())
         assert r["metrics"].get("train_adv_fraction", 1.0) == 1.0 or r["config"]["loss"] == "trades"
-        aa = json.loads((base / preset / "autoattack.json").read_text())
-        assert [row["method"] for row in aa["results"]] == ["autoattack"] and aa["test"]["n"] == 8
+        aud = json.loads((base / preset / "audit.json").read_text())
+        assert [row["method"] for row in aud["results"]] == ["autoattack", "fgsm", "pgd", "pgd", "square", "uniform"]
+        assert aud["test"]["n"] == 8 and {c["check"] for c in aud["audit"]} >= {1, 2, 3, 6, 8}
+    circle = json.loads((base / "q2-circle" / "audit.json").read_text())  # the attacks on the kNN itself
+    assert {(r["method"], r.get("via")) for r in circle["results"]} >= {("pgd", "knn"), ("square", "knn")}
+    rob = json.loads((base / "q2-baseline" / "robustness.json").read_text())
+    assert {row["method"] for row in rob["eps_sweep"]} == {"fgsm", "pgd"}
+    assert make("report", "PROFILE=smoke", f"RESULTS={tmp_path / 'results'}", check=False).returncode == 0
+    report = (base / "REPORT.md").read_text()
+    for preset in ("q2-baseline", "q2-circle", "q2-trades"):
+        assert f"Gradient-masking audit of {preset}: " in report
+    assert "q2-circle predicts by kNN. On the audit's 8 images" in report and (base / "q2-eps.png").is_file()
     assert json.loads((base / "q2-trades" / "metrics.json").read_text())["config"]["loss"] == "trades"
     assert json.loads((base / "q2-pgd-at" / "metrics.json").read_text())["config"]["attack_steps"] == 7
     assert json.loads((base / "q2-adversarial" / "metrics.json").read_text())["metrics"]["train_adv_fraction"] > 0.3

@@ -28,7 +28,7 @@ from core.errors import RunFailure, UsageError
 from core.io import clean_partial, ensure_dir, exclusive, to_jsonable
 from core.provenance import provenance
 from core.seed import seed_everything
-from core.tracking import Tracker
+from core.tracking import Tracker, group, run_name
 from eval.accuracy import accuracy
 from eval.classify import Classifier
 from loaders.batches import Batches
@@ -238,8 +238,12 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                         **computing) if cfg.head == "none" else None
     adv_train, adv_eval = training_attack(cfg), eval_attack(cfg)
     randconv = RandConv.from_config(cfg)
-    tracker = Tracker(wandb and dist.is_main, group=cfg.preset, name=f"{cfg.preset}-s{cfg.seed}", job_type=job_type,
-                      config={**cfg.to_dict(), "datasets": described}, tags=(cfg.profile, cfg.question))
+    fc_images = f"ft{cfg.finetune_samples}" if job_type == "finetune-fc" else None
+    study_names = {v: k for k, v in cfg.stand_ins.items()}  # stand-in -> the study's name for it
+    tracker = Tracker(wandb and dist.is_main, group=group(cfg.profile, cfg.preset),
+                      name=run_name(cfg.preset, cfg.seed, fc_images), job_type=job_type,
+                      config={**cfg.to_dict(), "datasets": described},
+                      tags=(cfg.profile, cfg.question, cfg.precision) + (("adversarial",) if cfg.adv_prob else ()))
     try:
         with graceful_interrupts() as stop:
             for epoch in range(start_epoch, cfg.epochs):
@@ -260,13 +264,13 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                 history.append(row)
                 if dist.is_main:  # only rank 0 writes
                     save_checkpoint(out, cfg, model, optimizer, scheduler, epoch, history)
-                    tracker.log(_namespaced(row), step=epoch + 1)
+                    tracker.log(_namespaced(row, study_names), step=epoch + 1)
                     print(_epoch_line(cfg, row), file=sys.stderr)
                 dist.barrier()
         results = {}
         if dist.is_main:
             results = _finish(cfg, out, model, history, described, device, started, dist.world)
-            tracker.summary(results["metrics"])
+            tracker.summary(_namespaced(results["metrics"], study_names))
             tracker.image("curves", out / "curves.png")
     except BaseException:
         tracker.finish(exit_code=1)
@@ -303,18 +307,21 @@ def _stream(*keys: int) -> int:
     return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
 
 
-def _namespaced(row: dict) -> dict:
-    """W&B keys: train/loss, train/acc, test/<set>, val/<set>."""
+def _namespaced(row: dict, study_names: dict | None = None) -> dict:
+    """One W&B key per metric: train/loss, train/acc, train/lr, test/<set>/acc, val/<set>/acc,
+    adv/val/<set>/acc, where <set> is the study's name for the dataset (a stand-in's role, recorded in the
+    config), so demo and real runs line up."""
+    names = study_names or {}
     logged = {}
     for k, v in row.items():
         if k.startswith("train_"):
             logged[f"train/{k[6:]}"] = v
         elif k.endswith("_test_acc"):
-            logged[f"test/{k[:-9]}"] = v
+            logged[f"test/{names.get(k[:-9], k[:-9])}/acc"] = v
         elif k.endswith("_val_adv_acc"):
-            logged[f"adv/{k[:-12]}"] = v
+            logged[f"adv/val/{names.get(k[:-12], k[:-12])}/acc"] = v
         elif k.endswith("_val_acc"):
-            logged[f"val/{k[:-8]}"] = v
+            logged[f"val/{names.get(k[:-8], k[:-8])}/acc"] = v
         elif k in ("lr", "seconds"):
             logged[f"train/{k}"] = v
     return logged

@@ -115,7 +115,7 @@ def test_bad_eps_is_refused(text):
 
 
 def test_registry_names():
-    assert {"noise", "fgsm", "pgd", "noise+fgsm", "autoattack"} <= set(ATTACKS)
+    assert {"noise", "fgsm", "pgd", "noise+fgsm", "autoattack", "square", "uniform"} <= set(ATTACKS)
     with pytest.raises(UsageError, match="unknown attack method 'cw'"):
         AttackSpec("cw").validate()
 
@@ -151,3 +151,23 @@ def test_trades_inner_maximisation_stays_in_the_ball_and_raises_the_kl(setup):
         start = x + 0.001 * torch.randn(x.shape, generator=g())
         assert kl(adv) > 10 * max(kl(start), 1e-6)
     assert model.training is False and all(p.requires_grad for p in model.parameters())
+
+
+def test_square_through_the_registry_equals_torchattacks_called_directly(setup):
+    model, x, y = setup
+    ours = run_attack(AttackSpec("square", threat="black-box", eps=4 / 255, queries=30, seed=2), model, x[:6], y[:6])
+    ref = torchattacks.Square(model, norm="Linf", eps=4 / 255, n_queries=30, seed=2)(x[:6], y[:6])
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    assert (ours - x[:6]).abs().max() <= 4 / 255 + 1e-6
+
+
+def test_uniform_noise_is_seeded_fills_the_ball_and_stays_in_range():
+    from attacks.noise import uniform
+
+    x = torch.rand(64, 3, 8, 8)
+    a = uniform(None, x, eps=8 / 255, generator=torch.Generator().manual_seed(0))
+    b = uniform(None, x, eps=8 / 255, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1
+    inside = (x > 8 / 255) & (x < 1 - 8 / 255)  # away from the clipping
+    d = (a - x)[inside]
+    assert d.abs().max() <= 8 / 255 + 1e-6 and d.abs().mean() > 0.4 * 8 / 255  # U(-eps, eps): mean |d| = eps/2

@@ -41,9 +41,10 @@ def test_profile_scale_is_per_question_and_finetune_samples_only_for_finetuning(
 def test_demo_maps_the_study_datasets_to_stand_ins_and_records_them():
     cfg = resolve("q1-reverse-unsupervised", "demo")
     assert cfg.train_on == "digits-inverted" and cfg.eval_on == ("digits-inverted", "digits")
-    assert cfg.stand_ins == PROFILES["demo"].dataset_map
+    assert cfg.stand_ins == {"svhn": "digits", "mnist": "digits-inverted"}  # only those this run uses
     q2 = resolve("q2-baseline", "demo")
-    assert q2.train_on == "digits" and q2.eval_on == ("digits",)
+    assert q2.train_on == "digits" and q2.eval_on == ("digits",) and q2.stand_ins == {"cifar10": "digits"}
+    assert set(PROFILES["demo"].dataset_map) == {"svhn", "mnist", "cifar10"}
     assert resolve("q1-baseline", "paper").stand_ins == {}
 
 
