@@ -27,6 +27,7 @@ PYTHON ?= $(VENV)/bin/python
 SEEDS ?=
 SOURCE ?=
 AUDIT_POINTS ?=
+PUBLISH ?=
 TARGETS ?=
 R := $(RESULTS)/$(PROFILE)
 # Scale-out. GPUS="0 1 2 3" pins each section to one GPU (round robin over the run folders) for make -j.
@@ -61,7 +62,7 @@ RUN = $(call gpu_env,$(@D)) $(LAUNCH) $(PYTHON)
 # and a stamp per results file holding its resolved config, as Make starts. A results file depends on
 # its stamp and on the results it starts from, never on source files: a comment edit plans nothing.
 BOOT_PYTHON := $(if $(wildcard $(PYTHON)),$(PYTHON),python3)
-NOT_SECTIONS := help venv test demo bench bench-gpu gpu-check plan report wandb-sync clean-results
+NOT_SECTIONS := help venv test demo bench bench-gpu gpu-check plan report wandb-report wandb-sync clean-results
 ifneq ($(filter-out $(NOT_SECTIONS),$(or $(MAKECMDGOALS),help)),)
 RULES := $(shell $(BOOT_PYTHON) -m experiments.make --profile '$(PROFILE)' --results '$(RESULTS)' --seed '$(SEED)' \
 	--seeds '$(SEEDS)' --pretrained '$(PRETRAINED)' --weights '$(WEIGHTS)' --source '$(SOURCE)' --extra '$(EXTRA)' \
@@ -76,7 +77,7 @@ SECTIONS_q2 :=
 RUN_DIRS :=
 endif
 
-.PHONY: help venv test demo q1 q2 dg all report wandb-sync bench bench-gpu gpu-check plan clean-results
+.PHONY: help venv test demo q1 q2 dg all report wandb-report wandb-sync bench bench-gpu gpu-check plan clean-results
 
 help: ## List the targets and variables
 	@echo "trustlab — make TARGET [PROFILE=paper|quick|smoke|demo] [DATA_ROOT=data] [SEED=0 | SEEDS=\"0 1 2\"] [PRETRAINED=0|1]"
@@ -85,7 +86,7 @@ help: ## List the targets and variables
 	@$(BOOT_PYTHON) -m experiments.make --help-targets
 	@echo "variables: PROFILE DATA_ROOT CACHE_DIR RESULTS SEED SEEDS PRETRAINED WEIGHTS SOURCE DOWNLOAD WANDB COMPILE"
 	@echo "           PRECISION (auto|bf16|fp32) CHANNELS_LAST (1|0) TARGETS (make plan: questions or sections)"
-	@echo "           AUDIT_POINTS (test images for AutoAttack and the audit; default: the profile's)"
+	@echo "           AUDIT_POINTS (test images for AutoAttack and the audit; default: the profile's) PUBLISH (make wandb-report)"
 	@echo "           EXTRA (flags added to every command) GPUS LAUNCHER PARTITION GPUS_PER_JOB TIME DEMO_JOBS PYTHON"
 
 venv: $(VENV)/.installed ## Create .venv and install requirements.txt
@@ -103,7 +104,7 @@ test: | $(VENV_STAMP) ## Run the test suite
 DEMO_JOBS ?= 2
 demo: | $(VENV_STAMP) ## The study at demo scale on embedded digits, no downloads (a few minutes on CPU)
 	$(if $(filter 1,$(DEMO_JOBS)),,OMP_NUM_THREADS=1) $(MAKE) -j$(DEMO_JOBS) --output-sync=target \
-		q1 q2 PROFILE=demo PRETRAINED=0 DOWNLOAD=0 WANDB=$(if $(filter command line,$(origin WANDB)),$(WANDB),0)
+		q1 q2 PROFILE=demo PRETRAINED=0 DOWNLOAD=0 WANDB=$(if $(filter command line,$(origin WANDB)),$(WANDB),1)
 	$(MAKE) report PROFILE=demo
 	@echo "demo report: $(RESULTS)/demo/REPORT.md"
 
@@ -131,6 +132,9 @@ plan: ## Before a long run: per run folder, images x epochs, estimated time (fro
 
 report: | $(VENV_STAMP) ## REPORT.md for PROFILE from whatever results exist (study vs ours, mean ± std)
 	$(PYTHON) cli.py report --profile $(PROFILE) --results $(RESULTS) $(if $(filter 1,$(WANDB)),--wandb)
+
+wandb-report: | $(VENV_STAMP) ## REPORT.md plus a W&B Report for PROFILE (wandb-workspaces): its spec as wandb-report.json; PUBLISH=1 publishes it (needs wandb login)
+	$(PYTHON) cli.py report --profile $(PROFILE) --results $(RESULTS) --wandb-report $(if $(filter 1,$(PUBLISH)),--publish)
 
 wandb-sync: | $(VENV_STAMP) ## Upload the offline W&B runs under results/wandb (needs WANDB_API_KEY or `wandb login`)
 	@runs=$$(ls -d $(RESULTS)/wandb/wandb/offline-run-* 2>/dev/null || true); \

@@ -53,8 +53,13 @@ def _train(command: str, options: dict) -> None:
         options["compile"] = options["compile"] or None
     from core.config import parse_settings
 
+    from typer._click.core import ParameterSource
+    from typer._click.globals import get_current_context
+
     settings = parse_settings(options.pop("settings") or ())
-    both = sorted(k for k in settings if options.get(k) not in (None, False))
+    ctx = get_current_context(silent=True)
+    given = lambda k: ctx is not None and ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE  # noqa: E731
+    both = sorted(k for k in settings if given(k))
     if both:
         from core.errors import UsageError
 
@@ -212,6 +217,9 @@ def report(
     results: Annotated[Path, typer.Option(help="Results root holding <profile>/<preset>/... folders.")] = Path("results"),
     out: Annotated[Optional[Path], typer.Option(help="Markdown file to write; default results/<profile>/REPORT.md.")] = None,
     wandb: EvalWandbOpt = False,
+    wandb_report: Annotated[bool, typer.Option(help="Also build a W&B Report (wandb-workspaces): one section per question with its tables and a panel grid over its runs; written as wandb-report.json beside REPORT.md.")] = False,
+    publish: Annotated[bool, typer.Option(help="Publish that W&B Report to W&B (needs `wandb login` or WANDB_API_KEY).")] = False,
+    entity: Annotated[str, typer.Option(help="W&B entity (user or team) that owns the published report; default: your default entity.")] = "",
 ):
     """REPORT.md from the results files: the study's numbers beside ours (mean ± std over seeds), Δ, figures."""
     with errors():
@@ -221,7 +229,20 @@ def report(
         prof = PROFILES[_plain({"p": profile})["p"]]
         path = write_report(prof, SECTIONS, QUESTIONS, results, out)
         track_report(wandb, prof.name, path)
-        emit({"command": "report", "out": str(path)}, f"report: {path}")
+        summary, lines = {"command": "report", "out": str(path)}, [f"report: {path}"]
+        if wandb_report or publish:
+            from eval.wandb_report import build, write_spec
+
+            built = build(prof.name, SECTIONS, QUESTIONS, path.read_text(), entity=entity)
+            summary["wandb_report_spec"] = str(write_spec(built, path.with_name("wandb-report.json")))
+            lines.append(f"W&B Report spec: {summary['wandb_report_spec']} ({len(built.blocks)} blocks)")
+            if publish:
+                built.save()
+                summary["wandb_report_url"] = built.url
+                lines.append(f"W&B Report published: {built.url}")
+            else:
+                lines.append(f"publish it with `make wandb-report PROFILE={prof.name} PUBLISH=1` after `wandb login`")
+        emit(summary, "\n".join(lines))
 
 
 def _summary(report: dict, out) -> dict:

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import traceback
-from contextlib import contextmanager, nullcontext, redirect_stdout
+from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -83,20 +83,25 @@ def errors():
         yield
     except TrustlabError as err:
         if STATE["debug"]:
-            traceback.print_exc()
-        typer.echo(f"error: {err}", err=True)
+            traceback.print_exc(file=_stderr())
+        _stderr().write(f"error: {err}\n")
         raise typer.Exit(err.exit_code)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        _stderr().write("interrupted\n")
         raise typer.Exit(130)
     except (typer.Exit, typer.Abort):
         raise
     except Exception as err:  # an unexpected failure: still one line, traceback on --debug
         if STATE["debug"]:
-            traceback.print_exc()
+            traceback.print_exc(file=_stderr())
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        typer.echo(f"error: {type(err).__name__}: {first} (rerun with --debug for the traceback)", err=True)
+        _stderr().write(f"error: {type(err).__name__}: {first} (rerun with --debug for the traceback)\n")
         raise typer.Exit(1)
+
+
+def _stderr():
+    """Where errors go: the real stderr, even while --quiet silences everything else."""
+    return STATE.get("stderr") or sys.stderr
 
 
 def _plain(options: dict) -> dict:
@@ -170,13 +175,21 @@ def output_options(json_out: JsonOpt = False, quiet: QuietOpt = False, verbose: 
 
 @contextmanager
 def _output(json_out: bool, quiet: bool, verbose: bool):
-    """--json: stdout holds the summary only (progress lines go to stderr); --quiet: progress lines are
-    dropped; --verbose: tracebacks on errors. emit() writes the command's summary to the real stdout."""
-    STATE.update(json=json_out, quiet=quiet, verbose=verbose, stdout=sys.stdout)
+    """--json: stdout holds the summary only (progress lines go to stderr); --quiet: everything but errors is
+    dropped (progress lines, notes, bars); --verbose: the resolved settings and tracebacks on errors. emit()
+    writes the command's summary to the real stdout, errors() to the real stderr. STATE is restored after."""
+    saved = dict(STATE)
+    STATE.update(json=json_out, quiet=quiet, verbose=verbose, stdout=sys.stdout, stderr=sys.stderr)
     STATE["debug"] = STATE["debug"] or verbose
-    target = io.StringIO() if quiet else sys.stderr if json_out else None
-    with (redirect_stdout(target) if target is not None else nullcontext()):
-        yield
+    sink = io.StringIO()
+    out = sink if quiet else sys.stderr if json_out else None
+    try:
+        with (redirect_stdout(out) if out is not None else nullcontext()), \
+                (redirect_stderr(sink) if quiet else nullcontext()):
+            yield
+    finally:
+        STATE.clear()
+        STATE.update(saved)
 
 
 def emit(summary: dict, text: str) -> None:

@@ -12,7 +12,7 @@ def autoattack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, 
                seed: int = 0, **_) -> torch.Tensor:
     import torchattacks
 
-    with eval_no_param_grad(model):
+    with eval_no_param_grad(model), torch.random.fork_rng(devices=[]):  # torchattacks reseeds the global RNG
         wrapped = Float32Logits(model).eval()
         attack = torchattacks.AutoAttack(wrapped, norm="Linf", eps=eps, version="standard", n_classes=10, seed=seed)
         return attack(images.float().contiguous(), labels).detach().to(images.dtype)  # torchattacks .view()s

@@ -62,6 +62,8 @@ class AttackSpec:
             raise UsageError(f"noise pixels must be >= 0, got {self.n_pixels}")
         if self.restarts < 1:
             raise UsageError(f"restarts must be at least 1, got {self.restarts}")
+        if self.restarts > 1 and not self.random_start:
+            raise UsageError("restarts need a random start (without one every restart repeats the first run)")
         if self.queries < 1:
             raise UsageError(f"queries must be at least 1, got {self.queries}")
         if self.via not in VIA:

@@ -46,25 +46,36 @@ def get_attack(name: str) -> Callable:
     return getattr(importlib.import_module(module), func)
 
 
-def run_attack(spec, model, images, labels, generator=None):
+def run_attack(spec, model, images, labels, generator=None, predict=None):
     """Apply an AttackSpec to a batch. The result stays within eps (L-inf) of the noised images and in [0,1].
-    With spec.restarts > 1 the attack runs that many times (each draws its own random start from `generator`)
-    and, per image, the first result that `model` misclassifies is kept (else the last run's)."""
+    With spec.restarts > 1 the attack runs again (each run draws its own random start from `generator`) on
+    the images no earlier run fooled, and per image the first run that fools it is kept (else the last's).
+    "Fooled" is judged by `predict` (the classifier's own rule, e.g. a kNN's vote), else by model's argmax."""
     attack = get_attack(spec.method)
     settings = dict(eps=spec.eps, alpha=spec.alpha, steps=spec.steps, random_start=spec.random_start,
                     n_pixels=spec.n_pixels, generator=generator, seed=spec.seed, queries=spec.queries)
     best = attack(model, images, labels, **settings)
+    if spec.restarts == 1:
+        return best
+    import torch
+
+    from attacks.context import eval_no_param_grad
+
+    def fooled(x):
+        with torch.no_grad():
+            if predict is not None:
+                return predict(x) != labels
+            with eval_no_param_grad(model):
+                return model(x).argmax(1) != labels
+
+    done = fooled(best)
     for _ in range(spec.restarts - 1):
-        import torch
-
-        from attacks.context import eval_no_param_grad
-
-        with torch.no_grad(), eval_no_param_grad(model):
-            fooled = model(best).argmax(1) != labels
-        if bool(fooled.all()):
+        if bool(done.all()):
             break
-        todo = ~fooled
+        todo = ~done
         again = attack(model, images[todo], labels[todo], **settings)
         best = best.clone()
         best[todo] = again
+        done = done.clone()
+        done[todo] = fooled(best)[todo]
     return best

@@ -14,7 +14,7 @@ def square(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps:
            queries: int = 5000, seed: int = 0, **_) -> torch.Tensor:
     import torchattacks
 
-    with eval_no_param_grad(model):
+    with eval_no_param_grad(model), torch.random.fork_rng(devices=[]):  # torchattacks reseeds the global RNG
         wrapped = Float32Logits(model).eval()
         attack = torchattacks.Square(wrapped, norm="Linf", eps=eps, n_queries=queries, n_restarts=1, p_init=0.8,
                                      loss="margin", resc_schedule=True, seed=seed)

@@ -19,7 +19,7 @@ def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int =
 
     from attacks.registry import run_attack
 
-    correct = torch.zeros((), dtype=torch.int64, device=batches.device)
+    right, bounds = [], []  # per image: correct or not; per batch: the perturbation's size and pixel range
     kept = {}
     label = "clean" if attack is None else f"{getattr(attack, 'label', attack.method)} ({attack.threat})"
     # a progress bar on a terminal only (never in logs); the callers print a one-line summary
@@ -33,10 +33,18 @@ def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int =
         with batches.autocast():  # the run's precision (auto: bf16 on CUDA, fp32 on CPU)
             if attack is not None:
                 g = torch.Generator(device=x.device).manual_seed(seed * 1_000_003 + i)
-                x = run_attack(attack, crafted_on, x, y, generator=g).float()
+                x_adv = run_attack(attack, crafted_on, x, y, generator=g, predict=classifier.predict).float()
+                bounds.append(torch.stack([(x_adv - x).abs().amax(), x_adv.amin(), x_adv.amax()]))
+                x = x_adv
             pred = classifier.predict(x)
-        correct += (pred == y).sum()
+        right.append(pred == y)  # kept on the device: no synchronisation per batch
         if i == 0 and keep:
             kept = {"images": x[:keep].cpu(), "labels": y[:keep].cpu(), "preds": pred[:keep].cpu()}
-    n = max(len(batches.labels), 1)
-    return {"acc": 100.0 * correct.item() / n, "n": len(batches.labels), **({"examples": kept} if keep else {})}
+    correct = torch.cat(right).cpu() if right else torch.zeros(0, dtype=torch.bool)
+    n = max(len(correct), 1)
+    out = {"acc": 100.0 * correct.sum().item() / n, "n": len(correct), "correct": correct,
+           **({"examples": kept} if keep else {})}
+    if bounds:  # what the attack produced, for the audit: within eps of the input, inside [0,1]
+        b = torch.stack(bounds).float().cpu()
+        out.update(max_perturbation=b[:, 0].max().item(), min_pixel=b[:, 1].min().item(), max_pixel=b[:, 2].max().item())
+    return out

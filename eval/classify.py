@@ -5,8 +5,9 @@ predicts by kNN (k=3) on the train embeddings, as the study did. It has no logit
 attacks use a differentiable surrogate: cross-entropy over the cosine similarities of the embedding
 to the class centroids of the train embeddings, times a fixed scale of 10 (a temperature of 0.1;
 sign-gradient attacks depend on it only through the softmax weights). The surrogate is not the kNN's rule,
-so attacks through it can overstate the kNN's robustness; KnnScores is the kNN itself, made differentiable
-(an attack with via="knn" goes through it).
+so attacks through it can overstate the kNN's robustness. KnnScores is a closer, differentiable stand-in
+for the kNN, built from the kNN's own train embeddings (an attack with via="knn" goes through it); whatever an
+attack goes through, robust accuracy is always the kNN's own vote on the attacked images.
 """
 from __future__ import annotations
 
@@ -45,11 +46,13 @@ class CentroidLogits(nn.Module):
 
 
 class KnnScores(nn.Module):
-    """A differentiable score of the kNN itself: for each class c, minus the mean Euclidean distance from the
-    embedding to its k nearest class-c train embeddings, divided by the median distance of a train embedding
-    to its k-th nearest neighbour (a fixed scale, so scores are O(1)). Its argmax is the class whose k nearest
-    points are closest; raising another class's score over the true one's moves the embedding away from its
-    own class's nearest train points and toward the nearest other class's: the feature-space attack."""
+    """A differentiable score built from the kNN's train embeddings: for each class c, minus the mean Euclidean
+    distance from the embedding to its k nearest class-c train embeddings, divided by the median distance of a
+    train embedding to its k-th nearest neighbour (a fixed scale, so scores are O(1)). Its argmax (the class
+    whose k nearest points are closest) is not the kNN's majority vote, but agrees with it on most inputs;
+    raising another class's score over the true one's moves the embedding away from its own class's nearest
+    train points and toward the nearest other class's: the feature-space attack. PGD's restarts judge success
+    by the kNN's own vote; Square and AutoAttack stop on this score's argmax."""
 
     def __init__(self, model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, k: int = 3):
         super().__init__()
@@ -90,7 +93,13 @@ class Classifier:
                                      for c in range(10)])
             if not has_fc:
                 self.logits_model = CentroidLogits(model, centroids)
-            self.knn_scores = KnnScores(model, self.train_x, self.train_y, k)
+
+    @property
+    def knn_scores(self) -> "KnnScores":
+        """Built on first use (it measures the embedding's scale over up to 2,000 train points)."""
+        if getattr(self, "_knn_scores", None) is None:
+            self._knn_scores = KnnScores(self.model, self.train_x, self.train_y, self.k)
+        return self._knn_scores
 
     def attacked_through(self, spec) -> nn.Module:
         """The module an attack's gradients or scores come from: the logits (or the surrogate), or the kNN's."""

@@ -139,15 +139,29 @@ def _attacked(clf, test, spec, source, keep: int = 0) -> tuple[dict, dict]:
     through = ("the kNN's differentiable score" if spec.via == "knn" else
                "the centroid surrogate" if clf.logits_model is not clf.model else "the model's logits")
     row = {**spec.describe(), "label": spec.label, "source": source[1] if transfer else "the model itself",
-           "through": "the source model's logits" if transfer else through, "robust_acc": res["acc"], "n": res["n"]}
+           "through": "the source model's logits" if transfer else through, "robust_acc": res["acc"], "n": res["n"],
+           "correct": bits(res["correct"]),  # per test image, in order: for paired comparisons of attacks
+           **{k: res[k] for k in ("max_perturbation", "min_pixel", "max_pixel") if k in res}}
     return row, res
 
 
+def bits(correct: torch.Tensor) -> str:
+    """Per-image correctness as a string of 0s and 1s (the test subset's order)."""
+    return "".join("1" if c else "0" for c in correct.tolist())
+
+
+def _key(spec) -> tuple:
+    """What the report tells attacks apart by (eval/audit.py robust): two specs with one key would be pooled."""
+    return spec.method, spec.threat, spec.steps if "pgd" in spec.method else None, spec.restarts, spec.via
+
+
 def _specs(ev: Evaluation, target: Classifier) -> list:
-    """The evaluation's attacks, then (with --audit) the audit's that are not among them already."""
+    """The evaluation's attacks, then (with --audit) the audit's whose key none of them has."""
     specs = list(ev.attacks)
     if ev.audit:
-        specs += [s for s in audit_attacks(ev.attacks[0], ev.square_queries, target.kind == "knn") if s not in specs]
+        taken = {_key(s) for s in specs}
+        specs += [s for s in audit_attacks(ev.attacks[0], ev.square_queries, target.kind == "knn")
+                  if _key(s) not in taken]
     return specs
 
 
@@ -207,6 +221,7 @@ def attack_run(ev: Evaluation, examples: int = 8) -> dict:
     specs = _specs(ev, target)
     source = _source(ev, cfg, specs, test.device)
     clean = evaluate(target, test, keep=examples)
+    clean_bits = bits(clean["correct"])
     rows, grids = [], []
     for spec in specs:
         row, res = _attacked(target, test, spec, source, keep=examples)
@@ -217,7 +232,8 @@ def attack_run(ev: Evaluation, examples: int = 8) -> dict:
     report = to_jsonable({
         **_head(ev, results, cfg), "prediction": target.kind,
         "test": described[f"{cfg.eval_on[0]}_test"] | {"n": clean["n"]},
-        "clean_acc": clean["acc"], "results": rows, "eps_sweep": _sweep(ev, target, test, clean) if ev.eps_sweep else [],
+        "clean_acc": clean["acc"], "clean_correct": clean_bits, "results": rows,
+        "eps_sweep": _sweep(ev, target, test, clean) if ev.eps_sweep else [],
     })
     if ev.audit:
         report["sanity"] = to_jsonable(_sanity(target, test))

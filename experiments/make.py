@@ -30,7 +30,7 @@ from experiments.profiles import PROFILES
 from experiments.resolve import resolve_training, run_dir, transfer_source
 from experiments.sections import QUESTIONS, SECTIONS
 
-EVAL_VERSION = 2  # bump when a change to eval/ alters the numbers an evaluation writes
+EVAL_VERSION = 3  # bump when a change to eval/ alters the numbers an evaluation writes
 
 
 def _write_if_changed(path: Path, text: str, results: Path | None = None, same_as_results=None) -> None:

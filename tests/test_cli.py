@@ -174,7 +174,13 @@ def test_json_puts_only_the_summary_on_stdout_and_quiet_prints_nothing(q2_run):
     assert summary["results"][0]["n"] == 20
     quiet = runner.invoke(app, ["knn-eval", "--model", str(q2_run), "--method", "fgsm", "--n", "20", "--quiet",
                                 "--out", str(q2_run / "q.json")])
-    assert quiet.exit_code == 0 and quiet.stdout == "" and (q2_run / "q.json").is_file()
+    assert quiet.exit_code == 0 and quiet.output == "" and (q2_run / "q.json").is_file()
+    # --quiet still prints the error, and leaves no state behind for the next command
+    failed = runner.invoke(app, ["attack", "--model", str(q2_run), "--eps", "2", "--quiet"])
+    assert failed.exit_code == 2 and failed.output.startswith("error: eps must be in [0, 1)")
+    from cli_options import STATE
+
+    assert not STATE.get("quiet") and not STATE.get("json")
 
 
 def test_one_name_per_thing_across_commands():
@@ -193,7 +199,7 @@ def test_one_name_per_thing_across_commands():
     for c in commands:
         flat = {o for opts in names[c].values() for o in opts}
         assert {"--json", "--quiet", "--verbose"} <= flat, c
-        assert "--wandb" in flat or c == "report" and "--wandb" in flat, c
+        assert "--wandb" in flat, c
     assert "--compile" in {o for opts in names["finetune-fc"].values() for o in opts}
 
 
@@ -206,8 +212,8 @@ def test_set_overrides_a_research_knob_checked_against_runconfig(tmp_path):
     assert (cfg["adv_prob"], cfg["dropout"]) == (0.25, 0.1) and cfg["attack_eps"] == pytest.approx(4 / 255)
     for bad, message in ((["adv_probb=0.3"], "did you mean adv_prob"), (["dropout=high"], "expected float"),
                          (["adv_prob"], "write key=value"), (["seed=3"], "has its own option"),
-                         (["lr=0.1"], "given both")):
-        extra = ["--lr", "0.2"] if bad == ["lr=0.1"] else []
+                         (["lr=0.1"], "given both"), (["pretrained=true"], "given both")):
+        extra = {"lr=0.1": ["--lr", "0.2"], "pretrained=true": []}.get(bad[0], [])  # TINY has --no-pretrained
         result = invoke("train", "--preset", "q1-baseline", *TINY, *extra, "--set", *bad, "--out", tmp_path / "x")
         assert result.exit_code == 2 and message in result.output, (bad, result.output)
     assert not (tmp_path / "x").exists()
@@ -226,3 +232,13 @@ def test_an_evaluation_logs_its_table_summary_and_figures_to_an_offline_wandb_ru
     assert table["columns"] == ["attack", "threat", "eps", "steps", "n", "accuracy", "ci95_low", "ci95_high"]
     assert table["data"][0][:2] == ["FGSM", "white-box"] and table["data"][0][4] == 20
     assert list(run.rglob("eps_sweep_*.table.json")) and list(run.rglob("examples_*.png"))
+
+
+def test_report_writes_the_wandb_report_spec_and_says_how_to_publish(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    (tmp_path / "smoke").mkdir()
+    result = invoke("report", "--profile", "smoke", "--results", tmp_path, "--wandb-report", "--no-wandb")
+    assert result.exit_code == 0, result.output
+    spec = json.loads((tmp_path / "smoke" / "wandb-report.json").read_text())
+    assert spec["title"] == "trustlab · profile smoke" and any(b["type"] == "PanelGrid" for b in spec["blocks"])
+    assert "make wandb-report PROFILE=smoke PUBLISH=1" in result.output

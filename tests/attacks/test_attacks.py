@@ -63,13 +63,16 @@ def test_pgd_random_start_is_seeded(setup):
     assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("method", ["fgsm", "pgd", "noise+fgsm"])
+@pytest.mark.parametrize("method", ["fgsm", "pgd", "noise+fgsm", "square", "uniform", "pgd-restarts"])
 def test_no_side_effects_on_mode_and_requires_grad(setup, method):
     model, x, y = setup
     model.train()
     model.layer1.requires_grad_(False)
     flags = [p.requires_grad for p in model.parameters()]
-    run_attack(AttackSpec(method, steps=2), model, x[:4], y[:4])
+    spec = AttackSpec("pgd", steps=2, restarts=3) if method == "pgd-restarts" else AttackSpec(method, steps=2, queries=5)
+    state = torch.random.get_rng_state()
+    run_attack(spec, model, x[:4], y[:4], generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.random.get_rng_state(), state)  # torchattacks' reseeding does not leak out
     assert model.training
     assert [p.requires_grad for p in model.parameters()] == flags
     assert all(p.grad is None for p in model.parameters())  # no parameter gradients were built

@@ -270,7 +270,7 @@ def test_the_audit_card_passes_a_plain_model_and_flags_each_masking_sign():
     plain = audit_card("plain", rob(40.0, 31.0, 70.0, [(0, 90.0), (8, 40.0), (16, 20.0), (64, 1.0)]), plain_aud)
     assert "9 of 9 checks pass" in plain[1]  # check 7 once per method and not any("**flag**" in line for line in plain), plain
     # masked gradients: every sign at once
-    masked_aud = [audit_file(0, _audit_rows(40.0, 55.0, 30.0, 20.0, 10.0, 50.0), n=500,
+    masked_aud = [audit_file(0, _audit_rows(40.0, 55.0, 30.0, 20.0, 10.0, 40.0), n=500,
                              sanity={**PLAIN_SANITY, "max_logit_change": 0.5, "zero_grad_pct": 60.0})]
     masked = "\n".join(audit_card("masked", rob(40.0, 55.0, 20.0, [(0, 90.0), (8, 40.0), (16, 60.0), (64, 50.0)]),
                                   masked_aud))
@@ -324,3 +324,22 @@ def test_the_audit_says_inconclusive_where_the_images_cannot_decide_and_flags_a_
     # a model at chance: every attack comparison is inconclusive
     chance = checks(10.0, [("white-box", "pgd", 0.0, {"steps": 10}), ("black-box", "uniform", 0.0, {})], 200)
     assert chance[0]["passed"] is None and chance[6]["passed"] is None
+
+
+def test_the_wandb_report_is_built_offline_with_a_section_per_question(tmp_path, monkeypatch):
+    from eval.wandb_report import build as build_wandb_report, spec
+    from experiments import QUESTIONS
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    report = build_wandb_report("quick", PRESETS, QUESTIONS, build(tmp_path), entity="someone")
+    blocks = spec(report)["blocks"]
+    kinds = [b["type"] for b in blocks]
+    assert kinds.count("H1") == len(QUESTIONS) and kinds.count("PanelGrid") == len(QUESTIONS)
+    q1 = blocks[kinds.index("H1") + 1]
+    assert q1["type"] == "MarkdownBlock" and "| q1-baseline |" in q1["text"]  # the question's own table
+    grid = blocks[kinds.index("PanelGrid")]
+    assert '"quick/q1-baseline"' in grid["runsets"][0]["filters"] and grid["runsets"][0]["entity"] == "someone"
+    assert any(p.get("y") == ["test/svhn/acc"] for p in grid["panels"])
+    q2 = [b for b in blocks if b["type"] == "PanelGrid"][-1]
+    assert any(p.get("metrics") == ["adv/white-box/PGD-10/acc", "adv/white-box/FGSM/acc",
+                                    "adv/white-box/AutoAttack/acc"] for p in q2["panels"])
