@@ -46,11 +46,17 @@ class Tracker:
 
             self.run.log({key: wandb.Image(str(path), caption=caption)})
 
-    def table(self, key: str, columns: list[str], rows: list[list]) -> None:
+    def table(self, key: str, columns: list[str], rows: list[list], line: tuple | None = None) -> None:
+        """A W&B Table; line=(x, y, series, title) also logs it as a line plot (key + '_plot')."""
         if self.run is not None:
             import wandb
 
-            self.run.log({key: wandb.Table(columns=columns, data=rows)})
+            table = wandb.Table(columns=columns, data=rows)
+            logged = {key: table}
+            if line:
+                x, y, series, title = line
+                logged[f"{key}_plot"] = wandb.plot.line(table, x, y, stroke=series, title=title)
+            self.run.log(logged)
 
     def artifact(self, name: str, kind: str, paths: list) -> None:
         """Files (a model, a report and its figures) as one W&B artifact of this run."""

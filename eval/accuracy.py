@@ -39,7 +39,8 @@ def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int =
             pred = classifier.predict(x)
         right.append(pred == y)  # kept on the device: no synchronisation per batch
         if i == 0 and keep:
-            kept = {"images": x[:keep].cpu(), "labels": y[:keep].cpu(), "preds": pred[:keep].cpu()}
+            pick = _spread(y.tolist(), keep)
+            kept = {"images": x[pick].cpu(), "labels": y[pick].cpu(), "preds": pred[pick].cpu()}
     correct = torch.cat(right).cpu() if right else torch.zeros(0, dtype=torch.bool)
     n = max(len(correct), 1)
     out = {"acc": 100.0 * correct.sum().item() / n, "n": len(correct), "correct": correct,
@@ -48,3 +49,12 @@ def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int =
         b = torch.stack(bounds).float().cpu()
         out.update(max_perturbation=b[:, 0].max().item(), min_pixel=b[:, 1].min().item(), max_pixel=b[:, 2].max().item())
     return out
+
+
+def _spread(labels: list[int], keep: int) -> list[int]:
+    """Up to `keep` positions of the first batch for the example grid: one per class first (a stratified subset
+    comes sorted by class), then the rest in order. Every attack's grid uses the same positions."""
+    first = list({y: i for i, y in reversed(list(enumerate(labels)))}.values())
+    first.sort(key=lambda i: labels[i])
+    rest = [i for i in range(len(labels)) if i not in set(first)]
+    return (first + rest)[:keep]

@@ -35,12 +35,19 @@ def example_grid(examples: dict, path: str | os.PathLike, names=CIFAR_CLASSES, t
 
 
 def eps_curve(sweep: list[dict], path: str | os.PathLike, title: str = "") -> None:
+    """White-box robust accuracy against eps, one line per attack (its label, e.g. PGD-10), ticks at the
+    measured radii (in 255ths, on a symlog axis so 0 and 64/255 both show)."""
     frame = pd.DataFrame(sweep)
-    frame["eps (x/255)"] = frame["eps"] * 255
+    frame["eps (in 1/255)"] = frame["eps"] * 255
+    frame["attack"] = frame["label"] if "label" in frame else frame["method"]
     sns.set_theme(style="whitegrid")
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    sns.lineplot(data=frame, x="eps (x/255)", y="robust_acc", hue="method", marker="o", ax=ax)
-    ax.set_ylabel("robust accuracy (%)")
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    sns.lineplot(data=frame, x="eps (in 1/255)", y="robust_acc", hue="attack", style="attack", marker="o", ax=ax)
+    ax.set_xscale("symlog", linthresh=1)
+    radii = sorted(frame["eps (in 1/255)"].unique())
+    ax.set_xticks(radii, [f"{r:g}" for r in radii])
+    ax.minorticks_off()
+    ax.set_ylabel("white-box robust accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
     save_figure(path, fig)

@@ -265,8 +265,11 @@ def _figures(out: Path, report: dict, clean: dict, grids: list, cfg, target) -> 
         rows.append({"name": f"{spec.label}\n{spec.threat}", "images": kept["images"], "preds": kept["preds"]})
     examples = {"labels": ex["labels"], "rows": rows}
     save_torch(f"{stem}-examples.pt", examples)  # the grid's data, so the figure can be redrawn from a file
+    folder = out.parent.parent if out.parent.name.startswith("seed-") else out.parent
+    section = folder.name if folder.name != report["preset"] else report["preset"]
+    model = "" if section == report["preset"] else f" (the {report['preset']} model)"
     example_grid(examples, f"{stem}-examples.png", names,
-                 title=f"{report['preset']} ({report['profile']}), eps {rows and eps_label(grids[0][0].eps) if grids else ''}")
+                 title=f"{section}{model}, {report['profile']} profile, eps {eps_label(grids[0][0].eps) if grids else ''}")
     if report["eps_sweep"]:
         eps_curve(report["eps_sweep"], f"{stem}-eps.png",
                   title=f"{report['preset']}: white-box robust accuracy vs eps "
@@ -367,8 +370,9 @@ def _track(ev: Evaluation, report: dict, images: dict | None = None) -> None:
         tracker.table("robustness", ["attack", "threat", "eps", "steps", "n", "accuracy", "ci95_low", "ci95_high"], table)
     sweep = report.get("eps_sweep") or []
     if sweep:
-        tracker.table("eps_sweep", ["method", "eps", "eps_label", "accuracy"],
-                      [[r["method"], r["eps"], r["eps_label"], r["robust_acc"]] for r in sweep])
+        tracker.table("eps_sweep", ["attack", "eps", "eps_label", "accuracy"],
+                      [[r.get("label", r["method"]), r["eps"], r["eps_label"], r["robust_acc"]] for r in sweep],
+                      line=("eps", "accuracy", "attack", f"{report['preset']}: white-box robust accuracy vs eps"))
     for key, path in (images or {}).items():
         if Path(path).is_file():
             tracker.image(key, path, caption=f"{report['preset']} {key}")

@@ -272,6 +272,8 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
             results = _finish(cfg, out, model, history, described, device, started, dist.world)
             tracker.summary(_namespaced(results["metrics"], study_names))
             tracker.image("curves", out / "curves.png")
+            if os.environ.get("TRUSTLAB_WANDB_MODEL") == "1":  # opt-in: a model artifact copies model.pt (disk)
+                tracker.artifact(run_name(cfg.preset, cfg.seed, fc_images), "model", [out / "model.pt"])
     except BaseException:
         tracker.finish(exit_code=1)
         teardown_dist(dist)
