@@ -170,7 +170,7 @@ def bench_training(device, repeats: int, images: int, compile_rows: bool = True)
 
 # ---------------------------------------------------------------- 3: attacks
 
-def bench_attacks(device, repeats: int) -> list[dict]:
+def bench_attacks(device, repeats: int, autoattack_run: str | None = None) -> list[dict]:
     from attacks import AttackSpec, run_attack
     from attacks.compat import advertorch
 
@@ -210,11 +210,26 @@ def bench_attacks(device, repeats: int) -> list[dict]:
                          reference_s=t_limit, ratio=t_ours / t_limit, ratio_vs_advertorch=t_ours / t_plain,
                          max_abs_image_diff=diff, steps=steps,
                          note="seconds for 128 images; reference = hand-written torch.autograd.grad loop"))
-    rows.append(bench_autoattack(model, device, repeats))
+    rows.append(bench_autoattack(*(_robust_model(autoattack_run, device) if autoattack_run else (model, None)),
+                                 device=device, repeats=repeats))
     return rows
 
 
-def bench_autoattack(model, device, repeats: int, n: int = 16) -> dict:
+def _robust_model(run: str, device, data_root: str = "data", cache_dir: str = "data/cache"):
+    """A finished run's model and 16 of its test images spread over the classes (for the AutoAttack row, whose
+    time on an untrained model is only the early exit)."""
+    import os
+
+    from loaders.datasets import stratified_subset
+    from runs import load_run, prepare_data
+
+    _, cfg, model = load_run(run)
+    _, evals, _ = prepare_data(cfg, os.environ.get("TRUSTLAB_DATA_ROOT", data_root), cache_dir, False)
+    test = stratified_subset(evals[f"{cfg.eval_on[0]}_test"], 160, cfg.data_seed)
+    return model.to(device).eval(), test.images[::10].float().div(255)
+
+
+def bench_autoattack(model, images=None, *, device, repeats: int, n: int = 16) -> dict:
     """Our AutoAttack (the registry's, as `cli.py attack --method autoattack` runs it) against torchattacks'
     AutoAttack called directly on the same model and images: time, and the robust accuracy of each. The labels
     are the model's own predictions, so every image starts correct and all four attacks have work to do."""
@@ -222,7 +237,7 @@ def bench_autoattack(model, device, repeats: int, n: int = 16) -> dict:
 
     from attacks import AttackSpec, run_attack
 
-    x = torch.rand(n, 3, 32, 32, device=device)
+    x = torch.rand(n, 3, 32, 32, device=device) if images is None else images[:n].to(device)
     with torch.no_grad():
         y = model(x).argmax(1)
     spec = AttackSpec("autoattack", eps=8 / 255, seed=0)
@@ -338,6 +353,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes (for a smoke check); no torch.compile rows")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile training rows")
     ap.add_argument("--out", default=None, help="default results/bench/<hostname>.json")
+    ap.add_argument("--autoattack-run", default=None, help="a finished run folder (e.g. a q2-pgd-at run) whose model "
+                    "and test images the AutoAttack row uses (data under $TRUSTLAB_DATA_ROOT, default data/); "
+                    "default: the untrained ResNet18, where AutoAttack exits early")
     args = ap.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
@@ -346,7 +364,7 @@ def main() -> None:
     rows = []
     for name, fn in (("training", lambda: bench_training(device, args.repeats, 128 if q else args.images,
                                                             not (q or args.no_compile))),
-                     ("attacks", lambda: bench_attacks(device, args.repeats)),
+                     ("attacks", lambda: bench_attacks(device, args.repeats, args.autoattack_run)),
                      ("knn", lambda: bench_knn(device, args.repeats, 2000 if q else 10_000, 500 if q else 2500)),
                      ("umap", lambda: bench_umap([300] if q else [500, 1000, 2000])),
                      ("scaling", lambda: bench_scaling(device, [256, 512, 1024] if q else [1000, 4000, 16000], 128))):

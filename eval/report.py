@@ -344,7 +344,7 @@ def _target_bars(bars: dict, q, secs: dict, out_dir: Path) -> str:
 
 
 ROBUST_COLUMNS = [(t, m) for t in ("white-box", "transfer") for m in ("fgsm", "pgd")]
-_METHOD_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "noise+fgsm": "noise+FGSM"}
+_METHOD_NAMES = {"fgsm": "FGSM", "pgd": "PGD-10 (step scaled with eps)", "noise+fgsm": "noise+FGSM"}
 
 
 def _protocol(rob: dict) -> str:
