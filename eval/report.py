@@ -452,9 +452,10 @@ def _robustness(root: Path, q, secs: dict, sections: dict, scaled: set, out_dir:
             for k in knn:
                 for r in k["results"]:
                     attacked.setdefault((r["threat_model"], r["method"]), []).append(r["robust_acc"])
+            n = test_n(knn)
             lines += ["", f"kNN (k={knn[0]['k']}) on the {name} model's features: clean "
-                          f"{fmt(stats([k['clean_acc'] for k in knn]))}"
-                      + "".join(f"; {t} {m} {fmt(stats(v))}" for (t, m), v in attacked.items())]
+                          f"{_with_n(knn, stats([k['clean_acc'] for k in knn]), n)}"
+                      + "".join(f"; {t} {m} {_with_n(knn, stats(v), n)}" for (t, m), v in attacked.items())]
     return lines
 
 
@@ -593,7 +594,8 @@ def sweep_curve(root: Path, out_dir: Path, sec) -> list[str]:
                   + (f"\n(stand-in: {used})" if used != study else ""))
     ax.set_title(f"{sec.name}: accuracy vs fine-tuning samples", fontsize=9)
     save_figure(out_dir / f"{sec.name}.png", fig)
-    cells = " | ".join(f"{size}: {fmt(s)}" for size, s in points)
+    n = test_n([{"test": {"n": r.get("datasets", {}).get(f"{_key(r, study, '')}_test", {}).get("size")}} for r in found])
+    cells = " | ".join(f"{size}: {_with_n(found, s, n)}" for size, s in points)
     return [f"{study.upper()} accuracy by number of fine-tuning images — {cells}", "", f"![{sec.name}]({sec.name}.png)"]
 
 

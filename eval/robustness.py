@@ -288,7 +288,7 @@ def knn_run(ev: Evaluation) -> dict:
     # an embedding model's classifier from _setup already holds the train embeddings: reuse it when k agrees
     clf = target if target.kind == "knn" and target.k == ev.k else Classifier(model, train_b, ev.k, knn=True)
     report = {**_head(ev, results, cfg), "k": ev.k, "train_points": len(train),
-              "clean_acc": evaluate(clf, test)["acc"], "results": []}
+              "clean_acc": evaluate(clf, test)["acc"], "test": {"n": len(test.labels)}, "results": []}
     source = _source(ev, cfg, ev.attacks, test.device)
     report["results"] = [_attacked(clf, test, attack, source)[0] for attack in ev.attacks]
     report["provenance"] = _provenance(test, started)
@@ -311,7 +311,12 @@ def umap_run(ev: Evaluation, n_neighbors: int = 10, min_dist: float = 0.3, rando
     clean_f, adv_f, labels = [], [], []
     from attacks.registry import run_attack
 
-    for i, (x, y) in enumerate(test.epoch()):
+    import sys
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(test.epoch(), total=len(test), desc="features", leave=False, disable=not sys.stderr.isatty())
+    for i, (x, y) in enumerate(bar):
         g = torch.Generator(device=x.device).manual_seed(attack.seed * 1_000_003 + i)
         with test.autocast():
             x_adv = run_attack(attack, crafted_on, x, y, generator=g).float()
