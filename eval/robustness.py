@@ -360,11 +360,13 @@ def _track(ev: Evaluation, report: dict, images: dict | None = None) -> None:
     tracker = Tracker(True, group=group(report["profile"], report["preset"]),
                       name=run_name(report["preset"], report["seed"], job), job_type=ev.kind,
                       config={"model": str(ev.model), "out": str(ev.out), "n": ev.n, "config": report.get("config", {}),
-                              "attacks": [r for r in rows]},
+                              "attacks": [{k: v for k, v in r.items() if k != "correct"} for r in rows]},
                       tags=(report["profile"], *sorted({r["threat_model"] for r in rows})))
     summary = {f"adv/{r['threat_model']}/{r.get('label', r['method'])}/acc": r["robust_acc"] for r in rows}
     if "clean_acc" in report:
         summary["clean/acc"] = report["clean_acc"]
+    for check in report.get("audit", []):  # the audit's verdicts: pass, flag or inconclusive
+        summary[f"audit/{check['check']}"] = {True: "pass", False: "flag", None: "inconclusive"}[check["passed"]]
     tracker.summary(summary)
     if rows:
         table = []
