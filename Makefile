@@ -74,6 +74,7 @@ include $(RULES)
 else
 SECTIONS_q1 :=
 SECTIONS_q2 :=
+SECTIONS_dg :=
 RUN_DIRS :=
 endif
 

@@ -61,10 +61,14 @@ def build(profile: str, sections: dict, questions: dict, report_md: str, entity:
 def spec(report) -> dict:
     """The report as plain data: its fields and every block with its type, for a file and for tests."""
     def plain(obj):
-        if dataclasses.is_dataclass(obj):
-            fields = {k: plain(v) for k, v in dataclasses.asdict(obj).items() if not k.startswith("_")}
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            fields = {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if not f.name.startswith("_")}
             return {"type": type(obj).__name__, **fields}
-        return obj
+        if isinstance(obj, (list, tuple)):
+            return [plain(v) for v in obj]
+        if isinstance(obj, dict):
+            return {str(k): plain(v) for k, v in obj.items()}
+        return obj if isinstance(obj, (str, int, float, bool, type(None))) else str(obj)
 
     return {"title": report.title, "description": report.description, "project": report.project,
             "entity": report.entity, "blocks": [plain(b) for b in report.blocks]}

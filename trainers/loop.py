@@ -243,7 +243,8 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
     tracker = Tracker(wandb and dist.is_main, group=group(cfg.profile, cfg.preset),
                       name=run_name(cfg.preset, cfg.seed, fc_images), job_type=job_type,
                       config={**cfg.to_dict(), "datasets": described},
-                      tags=(cfg.profile, cfg.question, cfg.precision) + (("adversarial",) if cfg.adv_prob else ()))
+                      tags=(cfg.profile, cfg.question, f"precision-{cfg.precision}")
+                      + (("adversarial-training",) if cfg.adv_prob else ()))
     try:
         with graceful_interrupts() as stop:
             for epoch in range(start_epoch, cfg.epochs):
