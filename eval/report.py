@@ -580,9 +580,11 @@ def sweep_curve(root: Path, out_dir: Path, sec) -> list[str]:
 
     from core.io import save_figure
 
+    n_test = test_n([{"test": {"n": r.get("datasets", {}).get(f"{_key(r, study, '')}_test", {}).get("size")}}
+                     for r in found])
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.errorbar([p for p, _ in points], [s[0] for _, s in points],
-                yerr=[s[1] if s[2] > 1 else 0 for _, s in points], marker="o", capsize=3)
+    ax.errorbar([p for p, _ in points], [s[0] for _, s in points],  # seed std, or the 95% interval with one seed
+                yerr=[_error(s, n_test) for _, s in points], marker="o", capsize=3)
     ax.set_xscale("log", base=2)
     ax.set_xticks([p for p, _ in points], [str(p) for p, _ in points])  # ticks at the measured points
     ax.minorticks_off()
@@ -594,8 +596,7 @@ def sweep_curve(root: Path, out_dir: Path, sec) -> list[str]:
                   + (f"\n(stand-in: {used})" if used != study else ""))
     ax.set_title(f"{sec.name}: accuracy vs fine-tuning samples", fontsize=9)
     save_figure(out_dir / f"{sec.name}.png", fig)
-    n = test_n([{"test": {"n": r.get("datasets", {}).get(f"{_key(r, study, '')}_test", {}).get("size")}} for r in found])
-    cells = " | ".join(f"{size}: {_with_n(found, s, n)}" for size, s in points)
+    cells = " | ".join(f"{size}: {_with_n(found, s, n_test)}" for size, s in points)
     return [f"{study.upper()} accuracy by number of fine-tuning images — {cells}", "", f"![{sec.name}]({sec.name}.png)"]
 
 
