@@ -282,7 +282,7 @@ def _targets(root: Path, q, secs: dict, sections: dict, scaled: set, out_dir: Pa
                            + ("skipped (data missing)" if rs and accs[d] is None and _skipped(rs, d)
                               else _with_n(rs, accs[d], ns[d])) for d, _ in targets)
         pub_avg = ref_cell(ref.get("average_test_acc"))  # as published, over all four targets
-        avg_cell = f"{fmt(avg)} over {', '.join(present)}" if avg else _cell(rs, avg)
+        avg_cell = f"{fmt(avg)} over {', '.join(present)}{_average_interval(accs, ns, present)}" if avg else _cell(rs, avg)
         lines.append(f"| {name} | {_with_n(rs, accs[source[0]], ns[source[0]])} | {cells} | {pub_avg} | {avg_cell} |")
         if any(accs[d] is not None for d, _ in q.datasets):
             bars[name] = {d: (accs[d], ns[d]) for d, _ in q.datasets if accs[d] is not None}
@@ -303,6 +303,15 @@ def _targets(root: Path, q, secs: dict, sections: dict, scaled: set, out_dir: Pa
     if out_dir is not None and bars:
         lines += ["", _target_bars(bars, q, secs, out_dir)]
     return lines + ["", "### Honesty checks", ""] + (flags or ["- nothing to compare yet"])
+
+
+def _average_interval(accs: dict, ns: dict, present: list[str]) -> str:
+    """The 95% half-width of an average of per-target accuracies, each on its own test set (the targets'
+    binomial variances, summed and divided by the number of targets squared)."""
+    if not present or not all(ns.get(d) for d in present):
+        return ""
+    var = sum((accs[d][0] / 100) * (1 - accs[d][0] / 100) / ns[d] for d in present) / len(present) ** 2
+    return f", 95% ±{196 * math.sqrt(var):.1f}"
 
 
 def _skipped(rs: list[dict], dataset: str) -> bool:

@@ -207,7 +207,7 @@ def test_the_dg_table_per_target_with_n_intervals_published_rows_and_noise(tmp_p
     assert f"71.00 ± 1.00 (n=3), 2,000 imgs, 95% [{lo:.1f}, {hi:.1f}]" in erm
     assert "| 76.94 |" in erm and "| 49.29 |" in erm  # the published ERM row beside ours, as published
     assert erm.count("skipped (data missing)") == 3
-    assert "71.00 ± 1.00 (n=3) over usps" in erm  # the average says which targets it covers
+    assert "71.00 ± 1.00 (n=3) over usps, 95% ±2.0" in erm  # which targets it covers, and its interval
     assert "dg-randconv-digitnet vs dg-erm-digitnet on USPS: +10.00 points, **beyond noise**" in text
     assert "dg-randconv-resnet18 vs dg-erm-resnet18 on USPS: +0.50 points, within noise" in text
     assert (tmp_path / "quick" / "dg-targets.png").is_file() and "![dg: accuracy per domain](dg-targets.png)" in text
