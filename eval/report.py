@@ -553,8 +553,7 @@ def eps_figure(rob_files: dict, q, out_dir: Path) -> str | None:
     for (name, method), (n, pts) in curves.items():
         xs = [e * 255 for e, _ in pts]
         ys = [s[0] for _, s in pts]
-        errs = [s[1] if s[2] > 1 else (max(s[0] - wilson(s[0], n)[0], wilson(s[0], n)[1] - s[0]) if n else 0)
-                for _, s in pts]
+        errs = [_error(s, n) for _, s in pts]
         ax.errorbar(xs, ys, yerr=errs, color=colours[name], linestyle=_LINESTYLES.get(method, "-."), marker="o",
                     markersize=3, capsize=2, label=f"{name}, {_METHOD_NAMES.get(method, method)}")
     ax.set_xscale("symlog", linthresh=1)
@@ -589,8 +588,7 @@ def sweep_curve(root: Path, out_dir: Path, sec) -> list[str]:
 
     from core.io import save_figure
 
-    n_test = test_n([{"test": {"n": r.get("datasets", {}).get(f"{_key(r, study, '')}_test", {}).get("size")}}
-                     for r in found])
+    n_test = _test_n(found, study)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.errorbar([p for p, _ in points], [s[0] for _, s in points],  # seed std, or the 95% interval with one seed
                 yerr=[_error(s, n_test) for _, s in points], marker="o", capsize=3)
