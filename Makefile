@@ -46,8 +46,8 @@ COMPUTE_FLAGS = $(if $(PRECISION),--precision $(PRECISION)) \
 	$(if $(filter 1,$(CHANNELS_LAST)),--channels-last,$(if $(filter 0,$(CHANNELS_LAST)),--no-channels-last))
 COMMON_FLAGS = --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) \
 	$(if $(filter 0,$(DOWNLOAD)),--no-download,--download) $(WANDB_FLAG) --overwrite $(COMPUTE_FLAGS) $(EXTRA)
-TRAIN_FLAGS = $(COMMON_FLAGS) $(if $(filter 0,$(PRETRAINED)),--no-pretrained) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
-	$(if $(filter 1,$(COMPILE)),--compile)
+# PRETRAINED, WEIGHTS and SEED reach the commands through the stamps (experiments/make.py resolves them).
+TRAIN_FLAGS = $(COMMON_FLAGS) $(if $(filter 1,$(COMPILE)),--compile)
 EVAL_FLAGS = --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) $(if $(filter 0,$(DOWNLOAD)),--no-download,--download) \
 	$(WANDB_FLAG) $(COMPUTE_FLAGS) $(EXTRA)
 WANDB_FLAG = $(if $(filter 0,$(WANDB)),--no-wandb,--wandb)
@@ -88,7 +88,7 @@ help: ## List the targets and variables
 	@echo "variables: PROFILE DATA_ROOT CACHE_DIR RESULTS SEED SEEDS PRETRAINED WEIGHTS SOURCE DOWNLOAD WANDB COMPILE"
 	@echo "           PRECISION (auto|bf16|fp32) CHANNELS_LAST (1|0) TARGETS (make plan: questions or sections)"
 	@echo "           AUDIT_POINTS (test images for AutoAttack and the audit; default: the profile's) PUBLISH (make wandb-report)"
-	@echo "           EXTRA (flags added to every command) GPUS LAUNCHER PARTITION GPUS_PER_JOB TIME DEMO_JOBS PYTHON"
+	@echo "           EXTRA (flags added to every command) GPUS LAUNCHER PARTITION GPUS_PER_JOB TIME DEMO_JOBS TEST_JOBS PYTHON"
 
 venv: $(VENV)/.installed ## Create .venv and install requirements.txt
 
@@ -97,8 +97,12 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $@
 
-test: | $(VENV_STAMP) ## Run the test suite
-	$(PYTHON) -m pytest -q tests
+# The suite runs on two single-threaded pytest workers (pytest-xdist, work stealing: the Make pipeline tests
+# are long), after ruff's lint (rules in pyproject.toml). TEST_JOBS=1 runs it in one process.
+TEST_JOBS ?= 2
+test: | $(VENV_STAMP) ## Lint (ruff) and run the test suite on both cores
+	$(PYTHON) -m ruff check --quiet .
+	$(if $(filter 1,$(TEST_JOBS)),$(PYTHON) -m pytest -q tests,OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -n $(TEST_JOBS) --dist worksteal tests)
 
 # The demo's sections are small: two single-threaded sections side by side use 2 cores better than one
 # two-threaded section at a time, and they overlap the start-up of the Python processes.
@@ -128,8 +132,8 @@ gpu-check: | $(VENV_STAMP) ## Everything a GPU should show before `make all` (<8
 	$(PYTHON) bench/gpu_check.py
 
 plan: ## Before a long run: per run folder, images x epochs, estimated time (from make bench), disk, done or not. TARGETS="q1 dg"
-	@$(BOOT_PYTHON) -m experiments.plan --profile '$(PROFILE)' --results '$(RESULTS)' --seeds '$(SEEDS)' \
-		--pretrained '$(PRETRAINED)' --bench-dir '$(RESULTS)/bench' $(TARGETS)
+	@$(BOOT_PYTHON) -m experiments.costs --profile '$(PROFILE)' --results '$(RESULTS)' --seed '$(SEED)' \
+		--seeds '$(SEEDS)' --pretrained '$(PRETRAINED)' --weights '$(WEIGHTS)' --bench-dir '$(RESULTS)/bench' $(TARGETS)
 
 report: | $(VENV_STAMP) ## REPORT.md for PROFILE from whatever results exist (study vs ours, mean ± std)
 	$(PYTHON) cli.py report --profile $(PROFILE) --results $(RESULTS) $(if $(filter 1,$(WANDB)),--wandb)

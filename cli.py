@@ -15,13 +15,13 @@ import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli_options import (  # noqa: E402  (options declared once, one-line errors)
+from cli_options import (  # noqa: E402 (after the repository is on sys.path)
     BatchOpt, CompileOpt, EpochsOpt, EvalOpt, EvalSizeOpt, EvalWandbOpt, Loss, LrOpt, Method, ModelOpt, NOpt,
-    Norm, OneLineErrors, Optimizer, PresetName, ProfileName, ProfileOpt, RandomStartOpt, STATE, Threat, TrainOnOpt,
-    ThreatOpt, WandbOpt, _group, _plain, attack_options, data_options, emit, errors, run_options, verbose,
+    Norm, OneLineErrors, Optimizer, ProfileName, ProfileOpt, RandomStartOpt, SectionName, STATE, Threat, TrainOnOpt,
+    ThreatOpt, _group, _plain, attack_options, data_options, emit, errors, given_options, run_options, verbose,
     version_text,
 )
-from experiments import PROFILES, SECTIONS  # noqa: E402
+from experiments import PROFILES, SECTIONS  # noqa: E402 (after the repository is on sys.path)
 
 app = typer.Typer(help="trustlab: generalization and robustness experiments with ResNet18.", cls=OneLineErrors,
                   no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
@@ -41,34 +41,38 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebac
     STATE["debug"] = STATE["debug"] or debug
 
 
-def _train(command: str, options: dict) -> None:
-    from experiments import resolve_training, run_dir
+def _train(ctx: typer.Context, command: str, options: dict, renamed: dict | None = None) -> None:
+    """Resolve the config (from the options, or from --config's stamp with the options given on top) and train."""
+    from core.config import parse_settings
+    from core.errors import UsageError
+    from experiments import resolve_training
+    from runs.layout import run_dir, run_of_stamp
     from trainers import run
 
     options = _plain(options)
+    stamp = options.pop("config")
+    given = given_options(ctx, options, renamed)
     run_flags = {k: options.pop(k) for k in ("data_root", "cache_dir", "download", "wandb", "resume", "overwrite")}
     out, weights = options.pop("out"), options.pop("weights", None)
     options.update(weights=str(weights) if weights else None, deterministic=options["deterministic"] or None)
     if "compile" in options:
         options["compile"] = options["compile"] or None
-    from core.config import parse_settings
-
-    from typer._click.core import ParameterSource
-    from typer._click.globals import get_current_context
-
     settings = parse_settings(options.pop("settings") or ())
-    ctx = get_current_context(silent=True)
-    given = lambda k: ctx is not None and ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE  # noqa: E731
-    both = sorted(k for k in settings if given(k))
+    both = sorted(k for k in settings if k in given)
     if both:
-        from core.errors import UsageError
-
         raise UsageError(f"{', '.join(both)} given both as an option and with --set; give it once")
+    if stamp is not None:  # the stamp holds the resolved config: only what the command line gives goes on top
+        options = {k: v for k, v in options.items() if k in given}
     options.update(settings)
-    cfg = resolve_training(options.pop("preset"), options.pop("profile"), command=command, **options)
+    cfg, notes = resolve_training(options.pop("section", None), options.pop("profile", None), command=command,
+                                  stamp=stamp, **options)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     verbose("config", cfg)
-    out = out or run_dir("results", cfg.profile, cfg.preset)
-    results = run(cfg, out, job_type=command, **run_flags)
+    out = out or (run_of_stamp(stamp) if stamp is not None else run_dir("results", cfg.profile, cfg.preset))
+    from report.figures import plot_curves
+
+    results = run(cfg, out, job_type=command, draw_curves=plot_curves, **run_flags)
     if results:  # a DDP rank other than 0 returns nothing: rank 0 reports
         shown = ", ".join(f"{k} {v:.2f}" for k, v in results["metrics"].items() if isinstance(v, (int, float)))
         emit({"command": command, "preset": results["preset"], "seed": results["seed"], "metrics": results["metrics"],
@@ -78,7 +82,8 @@ def _train(command: str, options: dict) -> None:
 @app.command()
 @_group(data_options, run_options)
 def train(
-    preset: Annotated[PresetName, typer.Option(help="The report section to run (its settings come from experiments/sections.py).")],
+    ctx: typer.Context,
+    section: Annotated[Optional[SectionName], typer.Option("--section", "--preset", help="The report section to run (its settings come from experiments/sections.py); required unless --config gives a resolved one.")] = None,
     profile: ProfileOpt = ProfileName.paper,
     epochs: EpochsOpt = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Training batch size (the study: 16 for Q1).")] = None,
@@ -96,19 +101,20 @@ def train(
     compile: CompileOpt = False,
     **options,
 ):
-    """Train ResNet18 as a preset says, and write metrics.json, curves.png and model.pt."""
+    """Train ResNet18 as a section says, and write metrics.json, curves.png and model.pt."""
     with errors():
-        _train("train", dict(options, preset=preset, profile=profile, epochs=epochs, batch_size=batch_size, lr=lr,
-                             optimizer=optimizer, loss=loss, norm=norm, pretrained=pretrained, weights=weights,
-                             augment=augment, train_on=train_on, eval_on=eval_on, train_size=train_size,
-                             eval_size=eval_size, compile=compile))
+        _train(ctx, "train", dict(options, section=section, profile=profile, epochs=epochs, batch_size=batch_size,
+                                  lr=lr, optimizer=optimizer, loss=loss, norm=norm, pretrained=pretrained,
+                                  weights=weights, augment=augment, train_on=train_on, eval_on=eval_on,
+                                  train_size=train_size, eval_size=eval_size, compile=compile))
 
 
 @app.command("finetune-fc")
 @_group(data_options, run_options)
 def finetune_fc(
-    from_run: Annotated[Path, typer.Option(help="A finished run folder (with model.pt) to start from.")],
-    preset: Annotated[PresetName, typer.Option(help="Preset giving the fine-tuning settings.")] = PresetName["q1-reverse-supervised"],
+    ctx: typer.Context,
+    from_run: Annotated[Optional[Path], typer.Option(help="A finished run folder (with model.pt) to start from; required unless --config names it.")] = None,
+    section: Annotated[SectionName, typer.Option("--section", "--preset", help="Section giving the fine-tuning settings.")] = SectionName["q1-reverse-supervised"],
     train_on: TrainOnOpt = None,
     samples: Annotated[Optional[int], typer.Option(help="Number of random training images (the study: 800).")] = None,
     profile: ProfileOpt = ProfileName.paper,
@@ -121,20 +127,23 @@ def finetune_fc(
 ):
     """Freeze everything but fc, train fc on a few labelled images (the same training loop)."""
     with errors():
-        _train("finetune-fc", dict(options, preset=preset, profile=profile, epochs=epochs, lr=lr, train_on=train_on,
-                                   finetune_samples=samples, eval_on=eval_on, eval_size=eval_size,
-                                   init_from=str(from_run), compile=compile))
+        _train(ctx, "finetune-fc", dict(options, section=section, profile=profile, epochs=epochs, lr=lr,
+                                        train_on=train_on, finetune_samples=samples, eval_on=eval_on,
+                                        eval_size=eval_size, init_from=str(from_run) if from_run else None,
+                                        compile=compile),
+               renamed={"finetune_samples": "samples", "init_from": "from_run"})
 
 
 @app.command()
 @_group(attack_options, data_options)
 def attack(
-    model: ModelOpt,
-    methods: Annotated[list[Method], typer.Option("--method", help="Attack; repeat for several. noise+fgsm is the study's (20 white pixels, then FGSM).")] = [Method.pgd],  # noqa: B006
-    threats: Annotated[list[Threat], typer.Option("--threat", help="white-box (crafted on this model), transfer (on --source) or black-box (output scores only: square, uniform); repeat for several.")] = [Threat["white-box"]],  # noqa: B006
+    ctx: typer.Context,
+    model: ModelOpt = None,
+    methods: Annotated[list[Method], typer.Option("--method", help="Attack; repeat for several. noise+fgsm is the study's (20 white pixels, then FGSM).")] = [Method.pgd],  # noqa: B006 (Typer reads the default; it is never mutated)
+    threats: Annotated[list[Threat], typer.Option("--threat", help="white-box (crafted on this model), transfer (on --source) or black-box (output scores only: square, uniform); repeat for several.")] = [Threat["white-box"]],  # noqa: B006 (Typer reads the default; it is never mutated)
     random_start: RandomStartOpt = True,
     eps_sweep: Annotated[Optional[str], typer.Option(help="Comma-separated eps values, e.g. '0,2/255,4/255,8/255': white-box robust accuracy of each --sweep-method at each, drawn as a curve (PGD's step scales with eps).")] = None,
-    sweep_methods: Annotated[list[Method], typer.Option("--sweep-method", help="Attack swept over --eps-sweep; repeat for several (default: the first --method).")] = [],  # noqa: B006
+    sweep_methods: Annotated[list[Method], typer.Option("--sweep-method", help="Attack swept over --eps-sweep; repeat for several (default: the first --method).")] = [],  # noqa: B006 (Typer reads the default; it is never mutated)
     audit: Annotated[bool, typer.Option("--audit/--no-audit", help="Add the gradient-masking audit on the same images: FGSM, PGD-10, PGD-50 with 5 restarts, Square alone, uniform noise (for a kNN model also PGD and Square on the kNN itself), determinism, input range and zero-gradient checks; each check passes or is flagged against the test-set noise.")] = False,
     square_queries: Annotated[int, typer.Option(help="The audit's Square attack: queries per image (AutoAttack's standard: 5000).")] = 5000,
     n: NOpt = None,
@@ -145,23 +154,22 @@ def attack(
 ):
     """Robust accuracy of a trained run under FGSM, PGD, noise, Square or AutoAttack, per threat model."""
     with errors():
-        from eval.robustness import attack_run
-        from experiments import resolve_evaluation
+        from eval.attack_run import attack_run
+        from report import figures
 
-        ev = resolve_evaluation("attack", **_plain(dict(options, model=model, methods=methods, threats=threats,
-                                                        random_start=random_start, eps_sweep=eps_sweep, n=n, out=out,
-                                                        sweep_methods=sweep_methods, audit=audit,
-                                                        square_queries=square_queries,
-                                                        batch_size=batch_size, wandb=wandb)))
-        verbose("evaluation", ev)
-        report = attack_run(ev)
+        ev = _evaluation(ctx, "attack", dict(options, model=model, methods=methods, threats=threats,
+                                             random_start=random_start, eps_sweep=eps_sweep, n=n, out=out,
+                                             sweep_methods=sweep_methods, audit=audit, square_queries=square_queries,
+                                             batch_size=batch_size, wandb=wandb))
+        report = attack_run(ev, figures=figures)
         emit(_summary(report, ev.out), f"wrote {ev.out}")
 
 
 @app.command("knn-eval")
 @_group(attack_options, data_options)
 def knn_eval(
-    model: ModelOpt,
+    ctx: typer.Context,
+    model: ModelOpt = None,
     k: Annotated[int, typer.Option(help="Neighbours (scikit-learn KNeighborsClassifier semantics).")] = 3,
     attack: Annotated[Optional[Method], typer.Option("--method", "--attack", help="Also report kNN accuracy under this attack.")] = None,
     threat: ThreatOpt = Threat["white-box"],
@@ -173,39 +181,38 @@ def knn_eval(
 ):
     """Clean and adversarial kNN accuracy on the 512-d features, fitted on the train embeddings."""
     with errors():
-        from eval.robustness import knn_run
-        from experiments import resolve_evaluation
+        from eval.knn_run import knn_run
 
-        ev = resolve_evaluation("knn", **_plain(dict(options, model=model, k=k, methods=[attack] if attack else [],
-                                                     threats=[threat], n=n, out=out, batch_size=batch_size,
-                                                     wandb=wandb)))
-        verbose("evaluation", ev)
+        ev = _evaluation(ctx, "knn", dict(options, model=model, k=k, methods=[attack] if attack else [],
+                                          threats=[threat], n=n, out=out, batch_size=batch_size, wandb=wandb),
+                         renamed={"methods": "attack", "threats": "threat"})
         report = knn_run(ev)
         shown = "".join(f", {r['threat_model']} {r['method']} {r['robust_acc']:.2f}%" for r in report["results"])
-        emit(_summary(report, ev.out), f"{report['preset']}: kNN (k={k}) clean {report['clean_acc']:.2f}%{shown}\n"
+        emit(_summary(report, ev.out), f"{report['preset']}: kNN (k={ev.k}) clean {report['clean_acc']:.2f}%{shown}\n"
                                        f"wrote {ev.out}")
 
 
 @app.command()
 @_group(attack_options, data_options)
 def umap(
-    model: ModelOpt,
+    ctx: typer.Context,
+    model: ModelOpt = None,
     attack: Annotated[Method, typer.Option("--method", "--attack", help="Attack whose features are placed into the clean map.")] = Method["noise+fgsm"],
     threat: ThreatOpt = Threat["white-box"],
     max_points: Annotated[int, typer.Option("--eval-size", "--max-points", help="Test images to embed (a stratified subset).")] = 2000,
     out: Annotated[Optional[Path], typer.Option(help="Results JSON with the 2-d points; default <model>/umap.json (the PNG goes beside it).")] = None,
-    wandb: WandbOpt = True,
+    wandb: EvalWandbOpt = False,
     **options,
 ):
     """UMAP (n_neighbors=10, min_dist=0.3, random_state=42) of clean and adversarial test features."""
     with errors():
-        from eval.robustness import umap_run
-        from experiments import resolve_evaluation
+        from eval.umap_run import umap_run
+        from report import figures
 
-        ev = resolve_evaluation("umap", **_plain(dict(options, model=model, methods=[attack], threats=[threat],
-                                                      n=max_points, out=out, wandb=wandb)))
-        verbose("evaluation", ev)
-        umap_run(ev)
+        ev = _evaluation(ctx, "umap", dict(options, model=model, methods=[attack], threats=[threat], n=max_points,
+                                           out=out, wandb=wandb),
+                         renamed={"methods": "attack", "threats": "threat", "n": "max_points"})
+        umap_run(ev, figures=figures)
         png = Path(ev.out).with_suffix(".png")
         emit({"command": "umap", "out": str(ev.out), "figure": str(png)}, f"wrote {ev.out} and {png}")
 
@@ -214,7 +221,7 @@ def umap(
 @_group()
 def report(
     profile: ProfileOpt = ProfileName.paper,
-    results: Annotated[Path, typer.Option(help="Results root holding <profile>/<preset>/... folders.")] = Path("results"),
+    results: Annotated[Path, typer.Option(help="Results root holding <profile>/<section>/... folders.")] = Path("results"),
     out: Annotated[Optional[Path], typer.Option(help="Markdown file to write; default results/<profile>/REPORT.md.")] = None,
     wandb: EvalWandbOpt = False,
     wandb_report: Annotated[bool, typer.Option(help="Also build a W&B Report (wandb-workspaces): one section per question with its tables and a panel grid over its runs; written as wandb-report.json beside REPORT.md.")] = False,
@@ -223,18 +230,16 @@ def report(
 ):
     """REPORT.md from the results files: the study's numbers beside ours (mean ± std over seeds), Δ, figures."""
     with errors():
-        from eval.report import track_report, write_report
+        import report as reporting
         from experiments import QUESTIONS
 
         prof = PROFILES[_plain({"p": profile})["p"]]
-        path = write_report(prof, SECTIONS, QUESTIONS, results, out)
-        track_report(wandb, prof.name, path)
+        path, document = reporting.write(prof, SECTIONS, QUESTIONS, results, out)
+        reporting.track_report(wandb, prof.name, path)
         summary, lines = {"command": "report", "out": str(path)}, [f"report: {path}"]
         if wandb_report or publish:
-            from eval.wandb_report import build, write_spec
-
-            built = build(prof.name, SECTIONS, QUESTIONS, path.read_text(), entity=entity)
-            summary["wandb_report_spec"] = str(write_spec(built, path.with_name("wandb-report.json")))
+            built = reporting.build(prof.name, SECTIONS, QUESTIONS, document, entity=entity)
+            summary["wandb_report_spec"] = str(reporting.write_spec(built, path.with_name("wandb-report.json")))
             lines.append(f"W&B Report spec: {summary['wandb_report_spec']} ({len(built.blocks)} blocks)")
             if publish:
                 built.save()
@@ -243,6 +248,20 @@ def report(
             else:
                 lines.append(f"publish it with `make wandb-report PROFILE={prof.name} PUBLISH=1` after `wandb login`")
         emit(summary, "\n".join(lines))
+
+
+def _evaluation(ctx: typer.Context, kind: str, options: dict, renamed: dict | None = None):
+    """The command's Evaluation: from its options, or from --plan's stamp with the options given on top.
+    renamed: resolve_evaluation's name -> the command's parameter name, where they differ."""
+    from experiments import resolve_evaluation
+
+    options = _plain(options)
+    if options.get("plan") is not None:  # the stamp holds the resolved evaluation
+        given = given_options(ctx, options, renamed)
+        options = {k: v for k, v in options.items() if k in given or k == "plan"}
+    ev = resolve_evaluation(kind, **options)
+    verbose("evaluation", ev)
+    return ev
 
 
 def _summary(report: dict, out) -> dict:

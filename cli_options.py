@@ -28,16 +28,14 @@ class OneLineErrors(typer.core.TyperGroup):
     one line, `error: ...` on stderr with exit 2, instead of a multi-line box."""
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
-        from typer._click import exceptions as click  # Typer's own Click (typer>=0.29 vendors it)
-
         previous = _term_is_interrupt()
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
-        except click.NoArgsIsHelpError as err:  # no arguments at all: the help
-            err.show()
-            code = err.exit_code
-        except click.ClickException as err:
-            typer.echo(f"error: {err.format_message().replace('Value error, ', '')} (see --help)", err=True)
+        except typer.TyperException as err:  # the public base of Typer's (vendored) Click usage errors
+            if type(err).__name__ == "NoArgsIsHelpError":  # no arguments at all: the help (not public by itself)
+                err.show()
+            else:
+                typer.echo(f"error: {err.format_message().replace('Value error, ', '')} (see --help)", err=True)
             code = err.exit_code
         except typer.Abort:
             typer.echo("interrupted", err=True)
@@ -70,7 +68,8 @@ def _choices(name, values):  # a Typer choice type from a registry's names
     return Enum(name, {v: v for v in values}, type=str)
 
 
-PresetName, ProfileName, Dataset = _choices("PresetName", SECTIONS), _choices("ProfileName", PROFILES), _choices("Dataset", DATASETS)
+SectionName, ProfileName = _choices("SectionName", SECTIONS), _choices("ProfileName", PROFILES)
+Dataset = _choices("Dataset", DATASETS)
 Optimizer, Loss, Norm = _choices("Optimizer", OPTIMIZERS), _choices("Loss", LOSSES), _choices("Norm", NORMS)
 Method, Threat = _choices("Method", ATTACKS), _choices("Threat", THREATS)
 Precision = _choices("Precision", ("auto", "bf16", "fp32"))
@@ -106,8 +105,21 @@ def _stderr():
 
 def _plain(options: dict) -> dict:
     """Enum choices to their values, lists of them to tuples."""
-    value = lambda x: x.value if isinstance(x, Enum) else x  # noqa: E731
+    value = lambda x: x.value if isinstance(x, Enum) else x
     return {k: tuple(map(value, v)) if isinstance(v, list) else value(v) for k, v in options.items()}
+
+
+def given_options(ctx: typer.Context, options: dict, renamed: dict | None = None) -> set[str]:
+    """The keys of `options` that the command line (or an environment variable) gave, rather than left at
+    their defaults: what goes on top of a stamp. renamed: option key -> the command's parameter name, where
+    the two differ."""
+    renamed = renamed or {}
+    given = set()
+    for key in options:
+        source = ctx.get_parameter_source(renamed.get(key, key))
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            given.add(key)
+    return given
 
 
 # ---------------------------------------------------------------- options, each declared once
@@ -115,11 +127,11 @@ def _plain(options: dict) -> dict:
 ProfileOpt = Annotated[ProfileName, typer.Option(help="Scale: paper (the study's), quick (CPU, ~30 min per question), smoke (CI), demo (embedded digits).")]
 DataRootOpt = Annotated[Path, typer.Option(help="Where datasets live (torchvision layout or <root>/<name>/{train,test}/<class>/).")]
 CacheDirOpt = Annotated[Path, typer.Option(help="Where decoded uint8 tensors are cached, so later runs start in seconds.")]
-OutOpt = Annotated[Optional[Path], typer.Option(help="Run folder to write; default results/<profile>/<preset>.")]
+OutOpt = Annotated[Optional[Path], typer.Option(help="Run folder to write; default results/<profile>/<section> (with --config: the stamp's run).")]
 SeedOpt = Annotated[int, typer.Option(help="Seeds python, numpy and torch; the same seed gives the same numbers.")]
-EpochsOpt = Annotated[Optional[int], typer.Option(help="Number of epochs (default: the preset's, capped by the profile).")]
+EpochsOpt = Annotated[Optional[int], typer.Option(help="Number of epochs (default: the section's, capped by the profile).")]
 LrOpt = Annotated[Optional[float], typer.Option(help="Learning rate.")]
-EvalOpt = Annotated[Optional[list[Dataset]], typer.Option("--eval", help="Test set to evaluate on each epoch; repeat for several. Replaces the preset's test sets.")]
+EvalOpt = Annotated[Optional[list[Dataset]], typer.Option("--eval", help="Test set to evaluate on each epoch; repeat for several. Replaces the section's test sets.")]
 EvalSizeOpt = Annotated[Optional[int], typer.Option(help="Evaluate on a stratified subset of this many test images (default: the profile's).")]
 DownloadOpt = Annotated[bool, typer.Option(help="Download missing datasets through torchvision.")]
 WandbOpt = Annotated[bool, typer.Option(help="Log to Weights & Biases (offline unless WANDB_MODE=online).")]
@@ -131,7 +143,8 @@ ChannelsLastOpt = Annotated[Optional[bool], typer.Option("--channels-last/--no-c
 DeterministicOpt = Annotated[bool, typer.Option(help="torch.use_deterministic_algorithms(True); slower, bit-reproducible.")]
 CompileOpt = Annotated[bool, typer.Option(help="torch.compile the training forward/backward (worth it on CUDA for long runs; the first epoch pays the compile time; off by default).")]
 # the evaluation commands
-ModelOpt = Annotated[Path, typer.Option("--model", help="A finished run folder (metrics.json + model.pt).")]
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="A finished run folder (metrics.json + model.pt); required unless --plan names it.")]
+PlanOpt = Annotated[Optional[Path], typer.Option("--plan", help="An evaluation stamp that make wrote (RUN/stamps/robustness.json, audit.json, knn.json, umap.json): the whole resolved evaluation (model, attacks, eps, sizes, source, seed). Options given on top replace its values.")]
 ThreatOpt = Annotated[Threat, typer.Option(help="white-box (crafted on this model), transfer (on --source) or black-box (from the output scores only, e.g. Square).")]
 EpsOpt = Annotated[str, typer.Option(help="L-inf radius on the [0,1] pixel scale, e.g. 8/255 or 0.03.")]
 AlphaOpt = Annotated[str, typer.Option(help="PGD step size on the [0,1] pixel scale, e.g. 2/255.")]
@@ -140,8 +153,9 @@ RandomStartOpt = Annotated[bool, typer.Option(help="PGD: start from a uniform ra
 PixelsOpt = Annotated[int, typer.Option(help="noise: white pixels (1.0 in every channel) per image.")]
 SourceOpt = Annotated[Optional[str], typer.Option(help="Transfer source: 'pretrained' (ImageNet ResNet18 before fine-tuning, the study's) or a run folder. Default: pretrained if the run used ImageNet weights, else the run its section names as transfer source (q2-baseline), beside it.")]
 NOpt = Annotated[Optional[int], typer.Option("--eval-size", "--n", help="Evaluate on a stratified subset of this many test images (default: all of them).")]
-TrainOnOpt = Annotated[Optional[Dataset], typer.Option("--train-on", "--dataset", help="Training dataset (default: the preset's).")]
+TrainOnOpt = Annotated[Optional[Dataset], typer.Option("--train-on", "--dataset", help="Training dataset (default: the section's).")]
 EvalWandbOpt = Annotated[bool, typer.Option(help="Log to Weights & Biases (offline unless WANDB_MODE=online): summary, tables, figures.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A resolved-config stamp that make wrote (RUN/stamps/metrics.json): the whole training config (section, profile, seed, sizes, ...), with --out defaulting to that run. Options given on top replace its values.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override any RunConfig field, key=value, repeatable (e.g. --set adv_prob=0.3 --set dropout=0.2 --set circle_m=0.4); checked against the field's type and recorded in the config.")]
 BatchOpt = Annotated[Optional[int], typer.Option(help="Evaluation batch size.")]
 
@@ -216,7 +230,7 @@ def data_options(data_root: DataRootOpt = Path("data"), cache_dir: CacheDirOpt =
 
 def run_options(out: OutOpt = None, wandb: WandbOpt = True, resume: ResumeOpt = False,
                 overwrite: OverwriteOpt = False, deterministic: DeterministicOpt = False, seed: SeedOpt = 0,
-                settings: SetOpt = None): ...
+                settings: SetOpt = None, config: ConfigOpt = None): ...
 
 
 def version_text() -> str:
@@ -236,4 +250,5 @@ def version_text() -> str:
 
 
 def attack_options(eps: EpsOpt = "8/255", alpha: AlphaOpt = "2/255", steps: StepsOpt = 10,
-                   noise_pixels: PixelsOpt = 20, source: SourceOpt = None, seed: SeedOpt = 0): ...
+                   noise_pixels: PixelsOpt = 20, source: SourceOpt = None, seed: SeedOpt = 0,
+                   plan: PlanOpt = None): ...

@@ -49,7 +49,7 @@ class AttackSpec:
     via: str = "logits"           # what gradients/scores come from: the model's logits (or its centroid
     #                               surrogate, for a kNN model) or "knn", a differentiable score of the kNN itself
 
-    def validate(self) -> "AttackSpec":
+    def validate(self) -> AttackSpec:
         if self.method not in ATTACKS:
             raise UsageError(f"unknown attack method {self.method!r}; choose one of {', '.join(ATTACKS)}")
         if self.threat not in THREATS:

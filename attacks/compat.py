@@ -30,8 +30,8 @@ def zero_gradients(x) -> None:
 if not hasattr(_gradcheck, "zero_gradients"):
     _gradcheck.zero_gradients = zero_gradients
 
-import advertorch  # noqa: E402
-import advertorch.attacks  # noqa: E402,F401
-import advertorch.context  # noqa: E402,F401
+import advertorch  # noqa: E402 (only after zero_gradients is patched in)
+import advertorch.attacks  # noqa: E402,F401 (imported for its side effect: it must find the patch)
+import advertorch.context  # noqa: E402,F401 (imported for its side effect: it must find the patch)
 
 __all__ = ["advertorch", "zero_gradients"]

@@ -34,3 +34,11 @@ class Float32Logits(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x).float()
+
+
+def own_rng(images: torch.Tensor):
+    """torchattacks reseeds the global RNG (torch.manual_seed, which reseeds every CUDA device too): fork
+    the CPU generator and, for images on a GPU, that GPU's, so nothing leaks out of the attack."""
+    devices = [images.device.index if images.device.index is not None else torch.cuda.current_device()] \
+        if images.device.type == "cuda" else []
+    return torch.random.fork_rng(devices=devices)

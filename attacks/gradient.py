@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from advertorch.attacks.iterative_projected_gradient import perturb_iterative
 from torch import nn
 
 from attacks.compat import advertorch
-from advertorch.attacks.iterative_projected_gradient import perturb_iterative  # noqa: E402
 
 
 def _loss():

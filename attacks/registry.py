@@ -11,7 +11,7 @@ imports no torch: each attack's module is imported the first time the attack is 
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 # name -> "module:function" (a "+" in the name composes the parts in order)
 ATTACKS: dict[str, str] = {

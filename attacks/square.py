@@ -7,14 +7,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attacks.context import Float32Logits, eval_no_param_grad
+from attacks.context import Float32Logits, eval_no_param_grad, own_rng
 
 
 def square(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255,
            queries: int = 5000, seed: int = 0, **_) -> torch.Tensor:
     import torchattacks
 
-    with eval_no_param_grad(model), torch.random.fork_rng(devices=[]):  # torchattacks reseeds the global RNG
+    with eval_no_param_grad(model), own_rng(images):  # torchattacks reseeds the global RNG
         wrapped = Float32Logits(model).eval()
         attack = torchattacks.Square(wrapped, norm="Linf", eps=eps, n_queries=queries, n_restarts=1, p_init=0.8,
                                      loss="margin", resc_schedule=True, seed=seed)

@@ -12,13 +12,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
 
-from attacks import AttackSpec, run_attack  # noqa: E402
-from core.io import write_json  # noqa: E402
-from core.provenance import provenance  # noqa: E402
-from models.resnet import ResNet18  # noqa: E402
+from attacks import AttackSpec, run_attack
+from core.io import write_json
+from core.provenance import provenance
+from models.resnet import ResNet18
 
 
 def timed(fn, steps: int) -> float:

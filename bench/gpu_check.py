@@ -11,7 +11,7 @@ minutes, offline, with data only from ../shared/datasets (real MNIST and CIFAR-1
      ImageNet weights (tested on MNIST and USPS);
   3. torchrun with nccl and one process;
   4. results/bench/<host>-gpu.json with every row, each step's wall time, exit code and peak memory,
-     and the projected wall time of `make all PROFILE=paper` on this GPU (experiments/plan.py).
+     and the projected wall time of `make all PROFILE=paper` on this GPU (experiments/costs.py).
 
 On a machine without CUDA it stops at once with one line (exit 2). Each step runs with its own time
 limit; a failed step is recorded with its last error line and the check goes on.
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
                                           "--preset", "q1-reverse-unsupervised", "--profile", "smoke", "--no-pretrained",
                                           "--eval", "mnist", *common, "--out", str(out)], 90, steps)
 
-    from experiments.plan import estimate_total
+    from experiments.costs import estimate_total
 
     projection = estimate_total("paper", rows_gpu=rows)
     report = {"rows": rows, "steps": steps, "projection_make_all_paper_hours": projection,

@@ -28,16 +28,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-from core.io import write_json  # noqa: E402
-from core.provenance import provenance  # noqa: E402
-from loaders.augment import study_augmentation  # noqa: E402
-from loaders.batches import Batches  # noqa: E402
-from loaders.datasets import ImageSet, load_split  # noqa: E402
-from models.resnet import ResNet18  # noqa: E402
+from core.io import write_json
+from core.provenance import provenance
+from loaders.augment import study_augmentation
+from loaders.batches import Batches
+from loaders.datasets import ImageSet, load_split
+from models.resnet import ResNet18
 
 GOALS = {"train_aug_vs_study": (">=", 1.5), "train_aug_compiled_vs_study": (">=", 1.5), "train_vs_bare": (">=", 0.9),
          "fgsm_vs_limit": ("<=", 1.1), "pgd_vs_limit": ("<=", 1.1), "knn_vs_sklearn": ("<=", 1.0),
@@ -181,7 +181,7 @@ def bench_attacks(device, repeats: int, autoattack_run: str | None = None) -> li
     rows = []
     for name, steps in (("fgsm", 1), ("pgd", 10)):
         spec = AttackSpec(name, eps=eps, alpha=alpha if steps > 1 else eps, steps=steps, random_start=False)
-        ours = lambda: run_attack(spec, model, x, y)  # noqa: E731
+        ours = lambda: run_attack(spec, model, x, y)
 
         def plain():
             loss = torch.nn.CrossEntropyLoss(reduction="sum")
@@ -241,8 +241,8 @@ def bench_autoattack(model, images=None, *, device, repeats: int, n: int = 16) -
     with torch.no_grad():
         y = model(x).argmax(1)
     spec = AttackSpec("autoattack", eps=8 / 255, seed=0)
-    ours = lambda: run_attack(spec, model, x, y)  # noqa: E731
-    direct = lambda: torchattacks.AutoAttack(model, norm="Linf", eps=8 / 255, version="standard", n_classes=10,  # noqa: E731
+    ours = lambda: run_attack(spec, model, x, y)
+    direct = lambda: torchattacks.AutoAttack(model, norm="Linf", eps=8 / 255, version="standard", n_classes=10,
                                              seed=0)(x, y)
     t_ours, t_direct = side_by_side([ours, direct], repeats, device)
     with torch.no_grad():
@@ -285,7 +285,7 @@ def bench_umap(points: list[int]) -> list[dict]:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         times = []
-        for label in ("cold", "warm"):
+        for _label in ("cold", "warm"):  # the first run fills the numba cache, the second reuses it
             out = subprocess.run([sys.executable, "-c", UMAP_SNIPPET.format(n=points[0])], env=env,
                                  capture_output=True, text=True, check=True)
             times.append(float(out.stdout.strip().splitlines()[-1]))
@@ -339,7 +339,7 @@ def table(rows: list[dict]) -> str:
             continue
         ours = r.get("ours_img_s", r.get("ours_s", r.get("warm_s", r.get("seconds", r.get("slope_s_per_1k")))))
         ref = r.get("reference_img_s", r.get("reference_s", r.get("cold_s", "")))
-        fmt = lambda v: f"{v:12.3f}" if isinstance(v, float) else f"{str(v):>12}"  # noqa: E731
+        fmt = lambda v: f"{v:12.3f}" if isinstance(v, float) else f"{str(v):>12}"
         ratio = f"{r['ratio']:8.2f}" if "ratio" in r else f"{'':>8}"
         lines.append(f"{r['row']:<22} {str(r['batch']):<18} {fmt(ours)} {fmt(ref)} {ratio}  {verdict(r)}")
     return "\n".join(lines)

@@ -31,6 +31,16 @@ def autocast(device: torch.device, precision: str = "auto"):
     return contextlib.nullcontext()
 
 
+def fp32():
+    """Autocast off on every device: numerically sensitive code (kNN distances, the Circle loss's cosine
+    similarities with gamma = 80, statistics) runs in fp32 whatever the run's precision, even when called
+    inside a bf16 autocast region."""
+    stack = contextlib.ExitStack()
+    for device_type in ("cpu", "cuda"):
+        stack.enter_context(torch.autocast(device_type, enabled=False))
+    return stack
+
+
 def memory_format(device: torch.device, channels_last: bool | None = None):
     on = device.type == "cuda" if channels_last is None else channels_last
     return torch.channels_last if on else torch.contiguous_format

@@ -1,6 +1,6 @@
 """RunConfig: every setting of one training run, as plain data (no torch, no registry imports).
 
-experiments/ builds these (preset <- profile scale <- overrides) and checks names against the
+experiments/ builds these (section <- profile scale <- overrides) and checks names against the
 registries; every lower layer (trainers, eval, runs) receives one and reads its fields. A finished
 run stores `to_dict()` in metrics.json; `from_dict` reads it back.
 
@@ -23,7 +23,7 @@ TUPLE_FIELDS = ("eval_on", "trainable", "input_mean", "input_std", "optional_eva
 
 @dataclass
 class RunConfig:
-    preset: str = "custom"
+    preset: str = "custom"          # the section's name (the key results files have always used)
     profile: str = "paper"
     seed: int = 0
     question: str = "q1"
@@ -36,7 +36,7 @@ class RunConfig:
     optional_eval: tuple[str, ...] = ()  # eval sets skipped (and recorded) when their data is missing
     eval_size: int | None = None    # stratified subset of each test split; None = all of it
     val_size: int = 0               # held out of train by random_split (Q2: 10,000 of 50,000)
-    data_seed: int = 0              # fixes the subsets and splits, so every preset sees the same data
+    data_seed: int = 0              # fixes the subsets and splits, so every section sees the same data
     image_size: int | None = None   # resize on the device to this many pixels; None = native size
     augment: bool = False           # the study's augmentation set (loaders/augment.py)
     stand_ins: dict = field(default_factory=dict)  # study dataset -> the dataset standing in for it (demo)
@@ -86,7 +86,7 @@ class RunConfig:
     precision: str = "auto"         # auto (bf16 autocast on CUDA), bf16 (autocast on any device), fp32
     channels_last: bool | None = None  # None: on CUDA only
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         """Ranges and combinations. Names (datasets, losses, ...) are checked against their registries
         by experiments.resolve."""
         check_seed(self.seed)
@@ -136,7 +136,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunConfig":
+    def from_dict(cls, data: dict) -> RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:

@@ -15,9 +15,10 @@ import tempfile
 import time
 import warnings
 import zipfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

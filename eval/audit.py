@@ -4,48 +4,17 @@ from results files only (the attack evaluation stores the ones its own file answ
 eps-sweep and transfer checks from robustness.json).
 
 Every number is an accuracy in % on a stated number of test images; a check flags only a difference beyond
-the noise: the larger of the seed spread and the 95% binomial interval of the difference (difference_noise).
+the noise, as eval/stats.py's one `verdict` judges it.
 """
 from __future__ import annotations
 
-import math
+from eval.stats import reaches, stats, verdict
 
-NOISE_SIGMAS = 2.0     # a difference under this many pooled seed standard deviations is within seed noise
 LARGE_EPS = 64 / 255   # at this radius every honest model should be near 0
 NEAR_ZERO = 5.0        # "about 0": the 95% interval's lower end is at most this many points
 ZERO_GRAD_MAX = 5.0    # % of inputs whose input gradient is exactly zero before the check flags it
 DECISIVE = 10.0        # check 6 calls "no effect" a flag only when the test-set noise is under this many points
-
-
-# ---------------------------------------------------------------- statistics
-
-def stats(values: list[float]) -> tuple[float, float, int] | None:
-    """(mean, sample std, count) of the finite values; None without any."""
-    values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not values:
-        return None
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
-    return mean, std, n
-
-
-def wilson(acc: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95% Wilson score interval (in %) of an accuracy of acc % measured on n test images."""
-    p = acc / 100
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, 100 * (centre - half)), min(100.0, 100 * (centre + half))
-
-
-def difference_noise(a, b, n_a: int, n_b: int) -> float:
-    """Points a difference of two mean accuracies must exceed to be beyond noise: the larger of the seed
-    spread (NOISE_SIGMAS pooled std, with two seeds or more on both sides) and the test sets' 95% binomial
-    interval of the difference."""
-    pa, pb = a[0] / 100, b[0] / 100
-    binomial = 196 * math.sqrt(pa * (1 - pa) / n_a + pb * (1 - pb) / n_b)
-    seeds = NOISE_SIGMAS * math.sqrt((a[1] ** 2 + b[1] ** 2) / 2) if a[2] > 1 and b[2] > 1 else 0.0
-    return max(binomial, seeds)
+CHANCE = 10.0          # % correct by guessing among the 10 classes
 
 
 # ---------------------------------------------------------------- reading rows
@@ -86,8 +55,7 @@ def _check(number: int, title: str, ok: bool | None, detail: str) -> dict:
     return {"check": number, "title": title, "passed": None if ok is None else bool(ok), "detail": detail}
 
 
-def verdict(check: dict) -> str:
-    return {True: "pass", False: "**flag**", None: "inconclusive"}[check["passed"]]
+OUTCOMES = {True: "pass", False: "flag", None: "inconclusive"}  # a check's "passed", in words
 
 
 def _bits(result: dict, key: dict) -> str | None:
@@ -119,13 +87,11 @@ def _acc(results: list[dict], key: dict):
                   key.get("via", "logits"))
 
 
-def _compare(results: list[dict], a: dict, b: dict, n: int) -> tuple[float, float]:
-    """(accuracy under a minus under b, in points; the noise that difference must exceed): the test-set noise
-    as issue 13 defines it (each accuracy's 95% binomial interval on n images; difference_noise), or the seed
-    spread if larger. Attacks on the same images are correlated, so this is conservative: a flag is a real
-    gap; the per-image records (disagreements) say how many images a gap rests on."""
-    sa, sb = _acc(results, a), _acc(results, b)
-    return sa[0] - sb[0], difference_noise(sa, sb, n, n)
+def _compare(results: list[dict], a: dict, b: dict, n: int):
+    """The verdict on accuracy under a minus under b, both on the same n images (eval/stats.py). Attacks on the
+    same images are correlated, so this unpaired test is conservative: a flag is a real gap; the per-image
+    records (disagreements) say how many images a gap rests on."""
+    return verdict(_acc(results, a), _acc(results, b), n, n)
 
 
 def _noise_text(results: list[dict], a: dict, b: dict, noise: float) -> str:
@@ -148,51 +114,55 @@ def audit_checks(audit: list[dict]) -> list[dict]:
     n = test_n(audit)
     if not audit or not n:
         return []
-    have = lambda key: _acc(audit, key) is not None  # noqa: E731
+    have = lambda key: _acc(audit, key) is not None
     out = []
     clean = _acc(audit, CLEAN)
-    if clean and wilson(clean[0], n)[0] <= 10.0:  # at chance: no attack has anything to remove
+    if clean and reaches(clean[0], n, CHANCE):  # at chance: no attack has anything to remove
         out.append(_check(0, "the model is above chance", None,
-                          f"clean accuracy {clean[0]:.2f}% on {n:,} images: its 95% interval reaches chance (10%), "
+                          f"clean accuracy {clean[0]:.2f}% on {n:,} images: its 95% interval reaches chance "
+                          f"({CHANCE:g}%), "
                           "so the attack comparisons below cannot show anything"))
-    acc = lambda key: _acc(audit, key)[0]  # noqa: E731
+    acc = lambda key: _acc(audit, key)[0]
     if have(FGSM) and have(PGD10):
-        gap, noise = _compare(audit, PGD10, FGSM, n)
-        out.append(_check(1, "iterative not weaker than single-step", gap <= noise,
-                          f"PGD-10 {acc(PGD10):.2f}% vs FGSM {acc(FGSM):.2f}% ({_noise_text(audit, PGD10, FGSM, noise)})"))
+        v = _compare(audit, PGD10, FGSM, n)
+        out.append(_check(1, "iterative not weaker than single-step", not v.above,
+                          f"PGD-10 {acc(PGD10):.2f}% vs FGSM {acc(FGSM):.2f}% "
+                          f"({_noise_text(audit, PGD10, FGSM, v.noise)})"))
     pgd50 = GRADIENT[2][0]
     if have(PGD10) and have(pgd50):
-        gap, noise = _compare(audit, PGD10, pgd50, n)
-        out.append(_check(2, "PGD-10 has converged", gap <= noise,
+        v = _compare(audit, PGD10, pgd50, n)
+        out.append(_check(2, "PGD-10 has converged", not v.above,
                           f"PGD-50 x5 restarts {acc(pgd50):.2f}% vs PGD-10 {acc(PGD10):.2f}% "
-                          f"({_noise_text(audit, PGD10, pgd50, noise)})"))
+                          f"({_noise_text(audit, PGD10, pgd50, v.noise)})"))
     if have(PGD10) and have(AUTO):
-        gap, noise = _compare(audit, PGD10, AUTO, n)
-        why = ("; quote AutoAttack" if gap > noise else
+        v = _compare(audit, PGD10, AUTO, n)
+        why = ("; quote AutoAttack" if v.above else
                "; AutoAttack weaker than PGD-10: its success test is not the model's own rule (a surrogate), or a bug"
-               if -gap > noise else "")
-        out.append(_check(3, "AutoAttack not far below PGD-10, and not weaker", abs(gap) <= noise,
-                          f"AutoAttack {acc(AUTO):.2f}% vs PGD-10 {acc(PGD10):.2f}% ({_noise_text(audit, PGD10, AUTO, noise)}){why}"))
+               if v.below else "")
+        out.append(_check(3, "AutoAttack not far below PGD-10, and not weaker", not v.beyond,
+                          f"AutoAttack {acc(AUTO):.2f}% vs PGD-10 {acc(PGD10):.2f}% "
+                          f"({_noise_text(audit, PGD10, AUTO, v.noise)}){why}"))
     gradient = [(k, label) for k, label in GRADIENT if have(k)]
     squares = [(k, label) for k, label in SCORE if have(k)]
     if gradient and squares:
         (g, g_label), (q, q_label) = min(gradient, key=lambda t: acc(t[0])), min(squares, key=lambda t: acc(t[0]))
-        gap, noise = _compare(audit, g, q, n)
-        out.append(_check(4, "black-box not stronger than white-box", gap <= noise,
+        v = _compare(audit, g, q, n)
+        out.append(_check(4, "black-box not stronger than white-box", not v.above,
                           f"{q_label} {acc(q):.2f}% vs the best gradient attack ({g_label}) {acc(g):.2f}% "
-                          f"({_noise_text(audit, g, q, noise)})" + ("" if gap <= noise else "; the gradients are masked")))
+                          f"({_noise_text(audit, g, q, v.noise)})" + ("; the gradients are masked" if v.above else "")))
     if have(UNIFORM) and have(PGD10):
-        gap, noise = _compare(audit, UNIFORM, PGD10, n)
-        if gap > noise:
+        v = _compare(audit, UNIFORM, PGD10, n)
+        if v.above:
             ok = True
-        elif gap < -noise:
+        elif v.below:
             ok = False  # noise is the stronger "attack"
         else:  # undecided, unless the attack does nothing measurable at all (then it is the masking sign), on
             # enough images to tell (a noise under DECISIVE points)
-            drop, drop_noise = _compare(audit, CLEAN, PGD10, n) if clean else (None, None)
-            ok = False if drop is not None and drop <= drop_noise and noise < DECISIVE else None
+            drop = _compare(audit, CLEAN, PGD10, n) if clean else None
+            ok = False if drop is not None and not drop.above and v.noise < DECISIVE else None
         out.append(_check(6, "random noise far weaker than the attack", ok,
-                          f"uniform noise {acc(UNIFORM):.2f}% vs PGD-10 {acc(PGD10):.2f}% ({_noise_text(audit, UNIFORM, PGD10, noise)})"
+                          f"uniform noise {acc(UNIFORM):.2f}% vs PGD-10 {acc(PGD10):.2f}% "
+                          f"({_noise_text(audit, UNIFORM, PGD10, v.noise)})"
                           + ("; PGD-10 lowers accuracy no more than noise does" if ok is False else "")))
     sanity = [a["sanity"] for a in audit if a.get("sanity")]
     if sanity:
@@ -233,12 +203,12 @@ def sweep_checks(robustness: list[dict]) -> list[dict]:
     for method, by_eps in by_method.items():
         points = sorted((e, stats(v)) for e, v in by_eps.items())
         rises = [(e0, a0, e1, a1) for (e0, a0), (e1, a1) in zip(points, points[1:])
-                 if a1[0] - a0[0] > difference_noise(a1, a0, n, n)]
+                 if verdict(a1, a0, n, n).above]
         large = [s for e, s in points if e >= LARGE_EPS - 1e-9]
-        ok = not rises and (not large or wilson(min(s[0] for s in large), n)[0] <= NEAR_ZERO)
-        detail = f"{method} over {len(points)} radii: " + ("non-increasing" if not rises else
-                                                            f"rises from {rises[0][1][0]:.2f}% at {rises[0][0] * 255:.0f}/255 "
-                                                            f"to {rises[0][3][0]:.2f}% at {rises[0][2] * 255:.0f}/255")
+        ok = not rises and (not large or reaches(min(s[0] for s in large), n, NEAR_ZERO))
+        detail = f"{method} over {len(points)} radii: " + (
+            "non-increasing" if not rises else f"rises from {rises[0][1][0]:.2f}% at {rises[0][0] * 255:.0f}/255 "
+                                               f"to {rises[0][3][0]:.2f}% at {rises[0][2] * 255:.0f}/255")
         if large:
             detail += (f"; {min(s[0] for s in large):.2f}% at {LARGE_EPS * 255:.0f}/255 (about 0: the 95% interval "
                        f"reaches {NEAR_ZERO:g}% or below)")
@@ -246,7 +216,14 @@ def sweep_checks(robustness: list[dict]) -> list[dict]:
     for method in ("fgsm", "pgd"):
         t, w = robust(robustness, method, "transfer"), robust(robustness, method)
         if t and w:
-            gap, noise = _compare(robustness, {"method": method}, {"method": method, "threat": "transfer"}, n)
-            out.append(_check(7, f"transfer {method.upper()} not stronger than white-box", gap <= noise,
-                              f"transfer {t[0]:.2f}% vs white-box {w[0]:.2f}% (noise ±{noise:.2f})"))
+            v = transfer_verdict(robustness, method, n)
+            out.append(_check(7, f"transfer {method.upper()} not stronger than white-box", not v.below,
+                              f"transfer {t[0]:.2f}% vs white-box {w[0]:.2f}% (noise ±{v.noise:.2f})"))
     return out
+
+
+def transfer_verdict(robustness: list[dict], method: str, n: int):
+    """Check 7's comparison: transfer minus white-box robust accuracy under `method`, on the same n images. Below
+    the noise, transfer is the stronger attack (check 7 flags it); above, the transfer number overstates the
+    model's robustness (the report says to quote the white-box one)."""
+    return _compare(robustness, {"method": method, "threat": "transfer"}, {"method": method}, n)

@@ -100,7 +100,7 @@ class Classifier:
                 self.logits_model = CentroidLogits(model, centroids)
 
     @property
-    def knn_scores(self) -> "KnnScores":
+    def knn_scores(self) -> KnnScores:
         """Built on first use (it measures the embedding's scale over up to 2,000 train points)."""
         if getattr(self, "_knn_scores", None) is None:
             self._knn_scores = KnnScores(self.model, self.train_x, self.train_y, self.k)

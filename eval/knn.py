@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from core.amp import fp32
 from core.errors import UsageError
 
 
@@ -18,7 +19,14 @@ def _check(train_x: torch.Tensor, k: int) -> None:
 @torch.no_grad()
 def knn_predict(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, k: int = 3,
                 chunk: int = 2048, num_classes: int = 10) -> torch.Tensor:
+    """Predicted labels of test_x. The distances are computed in fp32 even inside a bf16 autocast region:
+    |t|^2 - 2 q.t in bf16 flips the order of close neighbours."""
     _check(train_x, k)
+    with fp32():
+        return _predict(train_x, train_y, test_x, k, chunk, num_classes)
+
+
+def _predict(train_x, train_y, test_x, k: int, chunk: int, num_classes: int) -> torch.Tensor:
     train_x = train_x.float()
     train_sq = (train_x * train_x).sum(1)
     preds = []

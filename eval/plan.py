@@ -1,5 +1,5 @@
 """What an evaluation of a finished run is, as data (no torch): the plan steps a section declares in
-experiments/, and the resolved Evaluation that eval/robustness.py runs.
+experiments/, and the resolved Evaluation that the runners (eval/attack_run.py, knn_run.py, umap_run.py) run.
 
 A plan step makes one results file beside the run's metrics.json; `specs` are the attacks it runs:
   AttackPlan -> robustness.json   (robust accuracy per method and threat model, eps sweep, example grid);

@@ -1,53 +1,55 @@
 """The Makefile's rules, generated from SECTIONS: `python -m experiments.make --profile P ...`.
 
 The Makefile runs this once as it starts (it imports no torch, so it takes a fraction of a second)
-and includes the rules it writes. For every run folder of every section it writes:
+and includes the rules it writes. For every run of the run matrix (experiments/matrix.py) it writes:
+  - a stamp per results file, <run>/stamps/<file> (experiments/stamps.py): the resolved config, or the
+    resolved evaluation. A stamp is rewritten only when its content changes;
   - one rule per results file: metrics.json (train or finetune-fc) and one per evaluation step
-    (robustness.json, knn.json, umap.json), with the command that makes it;
-  - a stamp per results file, <run>/stamps/<file>, holding the resolved config (or evaluation plan).
-    A stamp is rewritten only when its content changes, and a results file depends on its stamp and on
-    the results it starts from, never on source files: editing a comment plans nothing, changing a
+    (robustness.json, audit.json, knn.json, umap.json), whose command reads the stamp it depends on
+    (`cli.py train --config STAMP`, `cli.py attack --plan STAMP`). A results file depends on its stamp and
+    on the results it starts from, never on source files: editing a comment plans nothing, changing a
     section's lr plans that section and those that depend on it. A code change that alters results
-    bumps RunConfig.version (or EVAL_VERSION) on purpose.
+    bumps RunConfig.version (or stamps.EVAL_VERSION) on purpose.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import io
 import json
 import os
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from attacks.base import eps_label
 from core.config import RunConfig
 from core.errors import TrustlabError
-from eval.plan import AttackPlan, KnnPlan, UmapPlan
+from eval.plan import AttackPlan, KnnPlan
+from experiments import stamps
+from experiments.matrix import evaluation, runs, steps
 from experiments.profiles import PROFILES
-from experiments.resolve import resolve_training, run_dir, transfer_source
 from experiments.sections import QUESTIONS, SECTIONS
+from runs import layout
 
-EVAL_VERSION = 3  # bump when a change to eval/ alters the numbers an evaluation writes
 
-
-def _write_if_changed(path: Path, text: str, results: Path | None = None, same_as_results=None) -> None:
+def _write_if_changed(path: Path, text: str, results: Path | None = None, made_with=None) -> None:
     """Write text to path unless it already holds it. A new or changed stamp for a results file that was
-    made with this very config is dated before that file, so existing results are not redone (a field that
-    a newer trustlab added, at its default value, changes the stamp's text but not the results)."""
-    if path.is_file() and path.read_text() == text:
+    made with what the new text describes is dated before that file, so existing results are not redone.
+    made_with(old) says so; `old` is the stamp's previous text when the results file is at least as new
+    as that stamp (Make took it as made from it), else None."""
+    old = path.read_text() if path.is_file() else None
+    if old == text:
         return
+    current = old is not None and results is not None and results.is_file() and \
+        results.stat().st_mtime >= path.stat().st_mtime
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-    if results is not None and results.is_file() and same_as_results is not None:
+    if results is not None and results.is_file() and made_with is not None:
         try:
-            if same_as_results(json.loads(results.read_text())):
-                old = results.stat().st_mtime - 1
-                os.utime(path, (old, old))
+            if made_with(old if current else None):
+                made = results.stat().st_mtime - 1
+                os.utime(path, (made, made))
         except (OSError, ValueError, KeyError, TypeError):
             pass
 
@@ -60,49 +62,31 @@ def _jsonable(obj):
 _DEFAULTS = _jsonable(RunConfig().method())
 
 
-def _flags(pairs) -> str:
-    return " ".join(f"--{k} {v}" for k, v in pairs)
+def _same_config(results: Path, cfg: RunConfig) -> bool:
+    """Whether the results file records the config `cfg` (a field it lacks counts at its default)."""
+    method = _jsonable(cfg.method())
+    recorded = json.loads(results.read_text())["config"]
+    return _jsonable({k: recorded.get(k, _DEFAULTS.get(k)) for k in method}) == method
 
 
-def _attack_flags(specs, option: str = "method") -> str:
-    """CLI options for specs that are every method under every threat, with one set of settings."""
-    methods = list(dict.fromkeys(s.method for s in specs))
-    threats = list(dict.fromkeys(s.threat for s in specs))
-    first = specs[0]
-    if len(specs) != len(methods) * len(threats) or any(
-            (s.eps, s.alpha, s.steps, s.n_pixels, s.random_start) !=
-            (first.eps, first.alpha, first.steps, first.n_pixels, first.random_start) for s in specs):
-        raise ValueError("an evaluation step's attacks must be every method under every threat, with one "
-                         "set of settings (the CLI's shape)")
-    pairs = [(option, m) for m in methods] + [("threat", t) for t in threats]
-    pairs += [("eps", eps_label(first.eps)), ("alpha", eps_label(first.alpha)), ("steps", first.steps),
-              ("noise-pixels", first.n_pixels)]
-    return _flags(pairs) + ("" if first.random_start else " --no-random-start")
-
-
-def _eval_command(plan, profile) -> tuple[str, dict]:
-    """(command-line options, what the stamp records) for one evaluation step."""
-    recorded = {"attacks": [asdict(s) for s in plan.specs]}
-    if isinstance(plan, AttackPlan):
-        flags = _attack_flags(plan.specs)
-        if plan.eps_sweep:
-            flags += " --eps-sweep " + ",".join(eps_label(e) for e in plan.eps_sweep)
-            flags += "".join(f" --sweep-method {m}" for m in plan.sweep_methods)
-            recorded["sweep_methods"] = list(plan.sweep_methods)
-        if plan.subset:
-            flags += f" --eval-size {getattr(profile, plan.subset)}"
-            recorded["n"] = getattr(profile, plan.subset)
-        if plan.audit:
-            flags += f" --audit --square-queries {profile.square_queries}"
-            recorded["audit"] = {"square_queries": profile.square_queries}
-        return flags, {**recorded, "eps_sweep": list(plan.eps_sweep)}
-    if isinstance(plan, KnnPlan):
-        flags = f"--k {plan.k}" + (" " + _attack_flags(plan.specs) if plan.specs else "")
-        return flags, {"k": plan.k, **recorded}
-    if isinstance(plan, UmapPlan):
-        flags = _attack_flags(plan.specs) + f" --eval-size {profile.umap_points}"
-        return flags, {**recorded, "points": profile.umap_points}
-    raise TypeError(f"unknown evaluation step {plan!r}")
+def _stamp_before_plans(step, prof, source, extra) -> str:
+    """The text of an evaluation stamp as trustlab wrote it while the commands took flags (EVAL_VERSION 3):
+    results made under it are kept when it describes the same evaluation. Delete once no such results remain."""
+    recorded = {"attacks": [asdict(s) for s in step.specs]}
+    if isinstance(step, AttackPlan):
+        if step.eps_sweep:
+            recorded["sweep_methods"] = list(step.sweep_methods)
+        if step.subset:
+            recorded["n"] = getattr(prof, step.subset)
+        if step.audit:
+            recorded["audit"] = {"square_queries": prof.square_queries}
+        recorded["eps_sweep"] = list(step.eps_sweep)
+    elif isinstance(step, KnnPlan):
+        recorded = {"k": step.k, **recorded}
+    else:
+        recorded["points"] = prof.umap_points
+    return json.dumps({"version": stamps.EVAL_VERSION, "command": step.command, **recorded, "source": source,
+                       "extra": extra}, indent=1)
 
 
 def rules(profile: str, results: str, seed: int, seeds: list[int], pretrained: bool, weights: str | None,
@@ -112,65 +96,34 @@ def rules(profile: str, results: str, seed: int, seeds: list[int], pretrained: b
     prof = PROFILES[profile]
     if audit_points:
         prof = replace(prof, autoattack_points=audit_points)
-    layout = seeds or [None]
     lines = ["# Generated by experiments/make.py from experiments/ (do not edit; rewritten by every make).", ""]
-    targets: dict[str, list[str]] = {}
+    targets: dict[str, list[str]] = {name: [] for name in SECTIONS}
     run_dirs: list[str] = []
-
-    def folder(name, s, samples=None):
-        return run_dir(results, profile, name, s, samples)
-
-    for name, sec in SECTIONS.items():
-        files = targets.setdefault(name, [])
-        for s in layout:
-            run_seed = seed if s is None else s
-            points = prof.curve_samples if sec.sweep else [None]
-            for samples in points:
-                out = folder(name, s, samples)
-                run_dirs.append(str(out))
-                needs = folder(sec.needs, s) if sec.needs else None
-                model = out if sec.kind != "none" else needs
-                overrides = dict(seed=run_seed, pretrained=False if not pretrained else None, weights=weights)
-                if sec.kind == "finetune":
-                    overrides.update(init_from=str(needs), finetune_samples=samples)
-                # the config of the model this folder trains, or (kind "none") of the run it evaluates
-                cfg = resolve_training(name if sec.kind != "none" else sec.needs, profile,
-                                       command="finetune-fc" if sec.kind == "finetune" else "train", **overrides)
-                if sec.kind != "none":
-                    stamp = out / "stamps" / "metrics.json"
-                    method = _jsonable(cfg.method())
-                    _write_if_changed(stamp, json.dumps({"config": method, "extra": extra}, indent=1),
-                                      out / "metrics.json",
-                                      lambda r, m=method: not extra and _jsonable(
-                                          {k: r["config"].get(k, _DEFAULTS.get(k)) for k in m}) == m)
-                    deps = [str(stamp)] + ([str(needs / "metrics.json")] if sec.kind == "finetune" else [])
-                    files.append(str(out / "metrics.json"))
-                    lines.append(f"{out}/metrics.json: {' '.join(deps)} | $(VENV_STAMP)")
-                    if sec.kind == "train":
-                        lines.append(f"\t$(RUN) cli.py train --preset {name} --profile {profile} --seed {run_seed} "
-                                     f"--out {out} $(TRAIN_FLAGS) $(RESUME)")
-                    else:
-                        sample_flag = f" --samples {samples}" if samples is not None else ""
-                        lines.append(f"\t$(RUN) cli.py finetune-fc --preset {name} --profile {profile} "
-                                     f"--seed {run_seed} --from-run {needs}{sample_flag} --out {out} "
-                                     f"$(COMMON_FLAGS) $(RESUME)")
-                for plan in sec.evals:
-                    flags, recorded = _eval_command(plan, prof)
-                    deps = [str(model / "metrics.json")]
-                    src = None
-                    if any(a.threat == "transfer" for a in plan.specs):
-                        src = source or transfer_source(model, cfg)
-                        flags += f" --source {src}"
-                        if src != "pretrained":
-                            deps.append(f"{src}/metrics.json")
-                    stamp = out / "stamps" / plan.file
-                    _write_if_changed(stamp, json.dumps({"version": EVAL_VERSION, "command": plan.command,
-                                                         **recorded, "source": src, "extra": extra}, indent=1))
-                    deps.append(str(stamp))
-                    files.append(str(out / plan.file))
-                    lines.append(f"{out}/{plan.file}: {' '.join(dict.fromkeys(deps))} | $(VENV_STAMP)")
-                    lines.append(f"\t$(RUN) cli.py {plan.command} --model {model} {flags} --seed {run_seed} "
-                                 f"$(EVAL_FLAGS) --out {out}/{plan.file}")
+    for run in runs(profile, results, seed=seed, seeds=seeds, pretrained=pretrained, weights=weights):
+        out, files = run.folder, targets[run.section]
+        run_dirs.append(str(out))
+        if run.command:
+            stamp = layout.stamp_path(out, "metrics.json")
+            _write_if_changed(stamp, stamps.training(run.config, run.notes, extra), out / "metrics.json",
+                              lambda old, run=run: not extra and _same_config(run.folder / "metrics.json", run.config))
+            deps = [str(stamp)] + ([str(run.needs / "metrics.json")] if run.command == "finetune-fc" else [])
+            flags = "$(TRAIN_FLAGS)" if run.command == "train" else "$(COMMON_FLAGS)"
+            files.append(str(out / "metrics.json"))
+            lines.append(f"{out}/metrics.json: {' '.join(deps)} | $(VENV_STAMP)")
+            lines.append(f"\t$(RUN) cli.py {run.command} --config {stamp} --out {out} {flags} $(RESUME)")
+        for step in steps(run, prof):
+            ev = evaluation(run, step, prof, source)
+            stamp = layout.stamp_path(out, step.file)
+            older = _stamp_before_plans(step, prof, ev.source, extra)
+            _write_if_changed(stamp, stamps.evaluation(ev, extra), out / step.file,
+                              lambda old, older=older: old == older)
+            deps = [str(run.model / "metrics.json")]
+            if ev.source not in (None, "pretrained"):
+                deps.append(f"{ev.source}/metrics.json")
+            deps.append(str(stamp))
+            files.append(ev.out)
+            lines.append(f"{ev.out}: {' '.join(dict.fromkeys(deps))} | $(VENV_STAMP)")
+            lines.append(f"\t$(RUN) cli.py {step.command} --plan {stamp} $(EVAL_FLAGS)")
     lines.append("")
     for q in QUESTIONS:
         names = [n for n, sec in SECTIONS.items() if sec.question == q]
@@ -199,9 +152,8 @@ def skipped_lines(question: str, profile: str, results: str) -> list[str]:
     for name, sec in SECTIONS.items():
         if sec.question != question:
             continue
-        for path in sorted((Path(results) / profile / name).glob("**/metrics.json")):
-            if "stamps" in path.relative_to(Path(results) / profile / name).parts:
-                continue  # a stamp file is named after the results file it stands for
+        for found in layout.find(layout.run_dir(results, profile, name), "metrics.json"):
+            path = found.path
             try:
                 datasets = json.loads(path.read_text()).get("datasets", {})
             except (OSError, ValueError):
@@ -212,9 +164,11 @@ def skipped_lines(question: str, profile: str, results: str) -> list[str]:
             if skipped:
                 line += f"; skipped (data missing): {', '.join(skipped)}"
             lines.append(line)
-    missing = sorted({d for line in lines if "skipped" in line for d in line.split("skipped (data missing): ")[1].split(", ")})
+    missing = sorted({d for line in lines if "skipped" in line
+                      for d in line.split("skipped (data missing): ")[1].split(", ")})
     if missing:
-        lines.append(f"targets skipped for missing data: {', '.join(missing)} (see README, Data, for where to get them)")
+        lines.append(f"targets skipped for missing data: {', '.join(missing)} "
+                     "(see README, Data, for where to get them)")
     return lines
 
 
@@ -232,7 +186,8 @@ def main(argv=None) -> int:
     ap.add_argument("--audit-points", default="", help="Make's AUDIT_POINTS: test images for AutoAttack and the audit "
                                                         "(empty: the profile's)")
     ap.add_argument("--out-dir", help="write the fragment here, named by its content's hash, and print its path")
-    ap.add_argument("--skipped", metavar="QUESTION", help="list the targets the question's runs skipped for missing data")
+    ap.add_argument("--skipped", metavar="QUESTION",
+                    help="list the targets the question's runs skipped for missing data")
     args = ap.parse_args(argv)
     if args.skipped:
         print("\n".join(skipped_lines(args.skipped, args.profile, args.results)) or f"{args.skipped}: no runs yet")
@@ -244,9 +199,8 @@ def main(argv=None) -> int:
         if args.profile not in PROFILES:
             raise TrustlabError(f"unknown profile {args.profile!r}; choose one of {', '.join(PROFILES)}")
         seeds = [int(s) for s in args.seeds.split()]
-        with contextlib.redirect_stderr(io.StringIO()):  # the commands print resolve's notes themselves
-            text = rules(args.profile, args.results, args.seed, seeds, bool(args.pretrained), args.weights or None,
-                         args.extra, args.source or None, int(args.audit_points) if args.audit_points else None)
+        text = rules(args.profile, args.results, args.seed, seeds, bool(args.pretrained), args.weights or None,
+                     args.extra, args.source or None, int(args.audit_points) if args.audit_points else None)
     except (TrustlabError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -3,8 +3,10 @@
 A section holds its training config (only what differs from RunConfig's defaults), the study's own
 numbers (`reference`, shown beside ours and never written as our output), its evaluation plan (the
 results files it adds beside metrics.json), its dependencies (`needs`: the run it starts from or
-evaluates; `transfer_source`), and its report prose. The Makefile and the report iterate over
-SECTIONS; no other file names a section.
+evaluates; `transfer_source`), and its report prose. The Makefile (through experiments/matrix.py), the
+planner and the report iterate over SECTIONS. No other file defines a section; a few pick one by name as
+a default or an example (cli.py's finetune-fc default, bench/gpu_check.py's paper slice, help texts), and
+fail at once if it is gone.
 
 Adding a section: append one Section here (and its tests). `make help` lists it, `make q1`/`make q2`
 run it, and the report shows it.
@@ -187,7 +189,8 @@ SECTIONS: dict[str, Section] = {s.name: s for s in [
     Section("dg-randconv-resnet18", "dg", "RandConv (mix), the study's ResNet18", dict(_BEST, **_DG, **_RANDCONV),
             compare_to="dg-erm-resnet18",
             prose="The same with RandConv on top: does the field's simple method carry over to the study's network?"),
-    Section("q2-examples", "q2", "Clean, noisy and adversarial test images", kind="none", needs="q2-baseline", transfer_source="q2-baseline",
+    Section("q2-examples", "q2", "Clean, noisy and adversarial test images", kind="none", needs="q2-baseline",
+            transfer_source="q2-baseline",
             evals=(AttackPlan(attacks(("noise+fgsm",), ("white-box", "transfer"), **_STUDY_ATTACK)),),
             prose="Clean test images, the same images with 20 white pixels, and after FGSM on top, with the "
                   "model's predictions."),
@@ -240,4 +243,6 @@ SECTIONS: dict[str, Section] = {s.name: s for s in [
                   "boundary. RobustBench's ResNet-18 anchor for a TRADES-family model (Addepalli2022Efficient): "
                   "85.71% clean, 52.48% under AutoAttack."),
 ]}
-PRESETS = SECTIONS  # the name the CLI and older results use for a section's training settings
+# The older name of SECTIONS, kept for scripts that import it. The code says "section"; the CLI's --section
+# keeps --preset as an alias, and RunConfig.preset (the results files' key) holds the section's name.
+PRESETS = SECTIONS

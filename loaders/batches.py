@@ -5,7 +5,7 @@ into it. MNIST's one channel becomes three (the study's GrayscaleToRgb). Pixels 
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F

@@ -22,9 +22,9 @@ import hashlib
 import os
 import pickle
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def take(self, index: torch.Tensor, split: str | None = None) -> "ImageSet":
+    def take(self, index: torch.Tensor, split: str | None = None) -> ImageSet:
         return ImageSet(self.images[index], self.labels[index], self.name, split or self.split, self.source)
 
 

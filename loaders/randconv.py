@@ -16,7 +16,7 @@ consistency weight 10.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +43,7 @@ class RandConv:
         self.mean, self.std = mean, std
 
     @classmethod
-    def from_config(cls, cfg) -> "RandConv | None":
+    def from_config(cls, cfg) -> RandConv | None:
         if not cfg.randconv:
             return None
         return cls(cfg.randconv_kernels, cfg.randconv_views, cfg.randconv_weight, cfg.input_mean, cfg.input_std)

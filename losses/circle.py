@@ -10,6 +10,8 @@ import torch
 from pytorch_metric_learning import losses as pml_losses
 from torch import nn
 
+from core.amp import fp32
+
 
 class CircleLoss(nn.Module):
     def __init__(self, m: float = 0.4, gamma: float = 80.0):
@@ -18,4 +20,7 @@ class CircleLoss(nn.Module):
         self.loss = pml_losses.CircleLoss(m=m, gamma=gamma)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.loss(embeddings.float(), labels)
+        # fp32 even under bf16 autocast: pytorch-metric-learning's cosine similarity is a matmul that autocast
+        # would run in bf16, and gamma = 80 amplifies its rounding
+        with fp32():
+            return self.loss(embeddings.float(), labels)

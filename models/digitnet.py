@@ -10,7 +10,7 @@ The interface is ResNet18's: inputs on the [0,1] pixel scale, normalization as t
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

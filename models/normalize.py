@@ -2,7 +2,7 @@
 attacks and augmentations work on pixels and the model sees what its training recipe expects."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

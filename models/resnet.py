@@ -11,8 +11,8 @@ layer of the model (a buffer that is not saved), so attacks can work on pixels d
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn

@@ -29,11 +29,23 @@ CHECKPOINT_FORMAT = "trustlab-checkpoint-1"
 ARCH_FIELDS = ("arch", "norm", "dropout", "head", "input_mean", "input_std")
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
+def pick_device(name: str, local_rank: int = 0, world: int = 1) -> torch.device:
+    """The torch device for --device: auto (this rank's GPU, else the CPU), cpu, cuda (this rank's GPU),
+    cuda:N (checked against the GPUs torch sees; refused under torchrun, where each rank takes its own), mps."""
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"device {name!r} asked for, but CUDA is not available here")
+    if name == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    if name.startswith("cuda:"):
+        index, count = int(name.split(":")[1]), torch.cuda.device_count()
+        if index >= count:
+            raise UsageError(f"device {name!r} asked for, but torch sees {count} GPU(s) (cuda:0 to cuda:{count - 1}; "
+                             "CUDA_VISIBLE_DEVICES renumbers them)")
+        if world > 1:
+            raise UsageError(f"device {name!r} under torchrun would put every rank on one GPU: use --device auto "
+                             "(or cuda), and each rank takes its LOCAL_RANK's GPU")
     return torch.device(name)
 
 
@@ -41,7 +53,7 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 
 def prepare_data(cfg: RunConfig, data_root, cache_dir, download: bool):
     """(train, {eval name: set}, {dataset: description}) for cfg, subsets applied."""
-    load = lambda name, split: load_split(name, split, data_root, download=download, cache_dir=cache_dir)  # noqa: E731
+    load = lambda name, split: load_split(name, split, data_root, download=download, cache_dir=cache_dir)
     train = load(cfg.train_on, "train")
     evals = {}
     if cfg.val_size:
@@ -141,7 +153,7 @@ def source_model(cfg: RunConfig, source: str, seed: int):
         torch.manual_seed(seed)
         model = build_model(RunConfig.from_dict({**cfg.to_dict(), "pretrained": True, "head": "fc",
                                                  "loss": "ce", "dropout": 0.0}))
-        return model.eval(), "ImageNet ResNet18, fc untrained (seed %d)" % seed
+        return model.eval(), f"ImageNet ResNet18, fc untrained (seed {seed})"
     _, _, model = load_run(source)
     if getattr(model, "head", "fc") != "fc":
         raise UsageError(f"transfer source {source} is an embedding model; use a model with an fc head")
@@ -171,7 +183,7 @@ def save_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, epoc
         "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history})
 
 
-def restore_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler) -> tuple[int, list]:
+def restore_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, rank: int = 0) -> tuple[int, list]:
     """(first epoch to run, history so far); refuses a checkpoint of another configuration."""
     path = Path(out) / CHECKPOINT
     ckpt = load_torch(path, what="checkpoint")
@@ -188,7 +200,7 @@ def restore_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler) -
     load_state(model, ckpt["model"], path)
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
-    set_rng_state(ckpt["rng"])
+    set_rng_state(ckpt["rng"], rank)
     return ckpt["epoch"] + 1, ckpt["history"]
 
 

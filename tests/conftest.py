@@ -8,7 +8,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("WANDB_MODE", "disabled")  # tests that check W&B turn it on themselves
 os.environ.setdefault("MPLBACKEND", "Agg")
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# `make test` runs two pytest workers with OMP_NUM_THREADS=1 each; alone, a test process takes both cores
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture(scope="session")

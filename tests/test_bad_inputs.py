@@ -4,13 +4,10 @@ import collections
 import contextlib
 import hashlib
 import json
-import os
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 import torch
 import torchvision

@@ -137,7 +137,7 @@ def test_knn_eval_command(q2_run):
 
 
 def test_umap_command(q2_run, monkeypatch):
-    import eval.robustness as rob
+    import eval.umap_run as rob
 
     class QuickMap:  # the real UMAP runs in the Make pipeline test; here only the command's wiring
         def __init__(self, feats):
@@ -242,3 +242,71 @@ def test_report_writes_the_wandb_report_spec_and_says_how_to_publish(tmp_path, m
     spec = json.loads((tmp_path / "smoke" / "wandb-report.json").read_text())
     assert spec["title"] == "trustlab · profile smoke" and any(b["type"] == "PanelGrid" for b in spec["blocks"])
     assert "make wandb-report PROFILE=smoke PUBLISH=1" in result.output
+
+
+def test_train_from_a_stamp_with_options_on_top(tmp_path):
+    """`train --config STAMP` (what Make's rules run): the stamp is the config, options given replace its values,
+    options left at their defaults do not, and the stamp's notes are shown."""
+    from experiments.make import rules
+
+    rules("demo", str(tmp_path / "results"), 0, [3], False, "unused-weights.pth")
+    stamp = tmp_path / "results" / "demo" / "q1-baseline" / "seed-3" / "stamps" / "metrics.json"
+    stamped = json.loads(stamp.read_text())["config"]
+    assert (stamped["seed"], stamped["train_size"], stamped["weights"]) == (3, 600, None)
+    result = invoke("train", "--config", stamp, "--train-size", "64", "--eval-size", "40", "--epochs", "1",
+                    "--lr", "0.0005", "--no-wandb", "--no-download")
+    assert result.exit_code == 0, result.output
+    assert "note: --weights unused: q1-baseline does not start from ImageNet weights" in result.output
+    cfg = json.loads((stamp.parent.parent / "metrics.json").read_text())["config"]  # --out: the stamp's run
+    assert (cfg["preset"], cfg["profile"], cfg["seed"], cfg["train_on"], cfg["optimizer"]) == \
+        ("q1-baseline", "demo", 3, "digits", "sgd")  # the stamp's, though --seed's default is 0
+    assert (cfg["train_size"], cfg["eval_size"], cfg["epochs"], cfg["lr"]) == (64, 40, 1, 0.0005)
+    for option in ("--section", "--preset"):  # --preset: the older spelling of --section
+        refused = invoke("train", "--config", stamp, option, "q1-adam", "--out", tmp_path / "x")
+        assert refused.exit_code == 2 and "drop --section" in refused.output
+    missing = invoke("train", "--config", tmp_path / "nope.json")
+    assert missing.exit_code == 2 and "nope.json does not exist" in missing.output
+    assert invoke("train").exit_code == 2 and "give --section" in invoke("train").output
+
+
+def test_attack_from_a_stamp_with_options_on_top(q2_run, tmp_path):
+    """`attack --plan STAMP`: the stamp's attacks, subset, seed and results file; --eps given on top replaces
+    every attack's eps; the command's defaults (--method pgd, --eval-size all) do not override the stamp."""
+    from attacks.base import AttackSpec
+    from eval.plan import Evaluation
+    from experiments import stamps
+
+    planned = Evaluation(kind="attack", model=str(q2_run), out=str(tmp_path / "planned.json"), n=20, seed=2,
+                         attacks=[AttackSpec("fgsm", seed=2), AttackSpec("noise+fgsm", seed=2)])
+    stamp = tmp_path / "stamps" / "planned.json"
+    stamp.parent.mkdir()
+    stamp.write_text(stamps.evaluation(planned))
+    result = invoke("attack", "--plan", stamp, "--eps", "4/255", "--no-wandb")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "planned.json").read_text())
+    assert [(r["method"], r["eps_label"], r["n"]) for r in report["results"]] == \
+        [("fgsm", "4/255", 20), ("noise+fgsm", "4/255", 20)]
+    assert {r["seed"] for r in report["results"]} == {2} and report["model"] == str(q2_run)
+    wrong = invoke("knn-eval", "--plan", stamp)
+    assert wrong.exit_code == 2 and "plans a attack evaluation, not knn" in wrong.output
+    assert invoke("attack").exit_code == 2 and "give --model" in invoke("attack").output
+
+
+def test_every_command_runs_under_cpu_bf16_autocast(tmp_path):
+    """The CUDA default (bf16 autocast) on the CPU, on a handful of images: training a Circle-loss embedding,
+    white-box attacks, the kNN evaluation and UMAP's feature pass. (The Make pipeline runs fp32: bf16 on a
+    CPU without bf16 units is 7-50x slower.)"""
+    bf16 = ["--precision", "bf16", "--channels-last"]
+    out = tmp_path / "q2-circle"
+    result = invoke("train", "--preset", "q2-circle", "--profile", "demo", "--no-pretrained", "--train-size", "48",
+                    "--eval-size", "16", "--set", "val_size=16", "--epochs", "1", "--no-wandb", *bf16, "--out", out)
+    assert result.exit_code == 0, result.output
+    for name, args in (("rob.json", ["attack", "--method", "fgsm", "--method", "pgd", "--steps", "2", "--eval-size", "8"]),
+                       ("knn.json", ["knn-eval", "--k", "3", "--attack", "noise+fgsm"]),
+                       ("u.json", ["umap", "--max-points", "20", "--no-wandb"])):
+        result = invoke(*args, "--model", out, *bf16, "--out", out / name)
+        assert result.exit_code == 0, result.output
+        prov = json.loads((out / name).read_text())["provenance"]
+        assert (prov["precision"], prov["channels_last"]) == ("bf16", True), name
+    prov = json.loads((out / "metrics.json").read_text())["provenance"]
+    assert (prov["precision"], prov["channels_last"]) == ("bf16", True)

@@ -1,13 +1,15 @@
-"""Imports flow one way: cli -> experiments -> trainers -> eval -> runs -> attacks/losses/models/loaders -> core.
-No module imports a higher layer (function-level imports included), and no two modules import each other
-in a circle. `python tests/test_layers.py` prints the package graph."""
+"""Imports flow one way: cli -> report -> experiments -> trainers -> eval -> runs -> attacks/losses/models/loaders
+-> core. report/ presents what the layers below compute (it may read experiments' entries, eval's statistics and
+audit, runs' layout, loaders' registry and core), and nothing below it imports it. No module imports a higher
+layer (function-level imports included), and no two modules import each other in a circle.
+`python tests/test_layers.py` prints the package graph."""
 import ast
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = {"cli": 6, "experiments": 5, "trainers": 4, "eval": 3, "runs": 2,
+LAYERS = {"cli": 7, "report": 6, "experiments": 5, "trainers": 4, "eval": 3, "runs": 2,
           "attacks": 1, "losses": 1, "models": 1, "loaders": 1, "core": 0}
 
 
@@ -19,7 +21,8 @@ def module_name(path: Path) -> str:
 def imports() -> dict[str, set[str]]:
     """module -> the project modules it imports, anywhere in its body."""
     graph = defaultdict(set)
-    files = [ROOT / "cli.py", ROOT / "cli_options.py"] + [p for pkg in LAYERS if (ROOT / pkg).is_dir() for p in (ROOT / pkg).rglob("*.py")]
+    files = [ROOT / "cli.py", ROOT / "cli_options.py"] + \
+        [p for pkg in LAYERS if (ROOT / pkg).is_dir() for p in (ROOT / pkg).rglob("*.py")]
     known = {module_name(p) for p in files}
     for path in files:
         me = module_name(path)

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
+from eval.attack_run import attack_run
 from eval.plan import Evaluation
-from eval.robustness import attack_run
 from experiments import SECTIONS, resolve
 from trainers.loop import run
 

@@ -36,9 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     import submitit
 
     folder = Path(args.logs) / "%j"
+    if args.gpus == 0:
+        print("note: --gpus 0: the job sees no GPU and runs on the CPU", file=sys.stderr)
     if args.executor == "local":
         executor = submitit.LocalExecutor(folder=folder)
-        executor.update_parameters(timeout_min=args.time, gpus_per_node=args.gpus if args.gpus else 0)
+        # submitit's local executor sets CUDA_VISIBLE_DEVICES to its first `gpus` GPUs (0, 1, ...); keep the GPUs
+        # this process was given (Make's GPUS round robin) by naming them as the visible ones
+        inherited = [int(g) for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip().isdigit()]
+        if inherited and args.gpus > len(inherited):
+            print(f"error: --gpus {args.gpus} but CUDA_VISIBLE_DEVICES names {len(inherited)} GPU(s)", file=sys.stderr)
+            return 2
+        executor.update_parameters(timeout_min=args.time, gpus_per_node=args.gpus,
+                                   **({"visible_gpus": inherited} if inherited else {}))
     else:
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
         executor.update_parameters(timeout_min=args.time, gpus_per_node=args.gpus, cpus_per_task=args.cpus,

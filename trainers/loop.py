@@ -4,7 +4,7 @@ an attack hook or an embedding loss, never a copy of the loop (MadryLab/robustne
 run(cfg, ...) -> results dict, and on disk under `out`:
   checkpoint.pt  after every epoch (model, optimizer, scheduler, RNG states, history), for --resume
   model.pt       the final state dict
-  curves.png     drawn from the results dict
+  curves.png     drawn from the results dict by `draw_curves` (the CLI passes report.figures.plot_curves)
   metrics.json   written last and atomically: its presence means the run finished
 """
 from __future__ import annotations
@@ -21,9 +21,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core import wandb_keys
 from core.amp import memory_format, resolved
-from core.dist import rank as dist_rank, setup as setup_dist, teardown as teardown_dist
 from core.config import RunConfig
+from core.dist import rank as dist_rank
+from core.dist import setup as setup_dist
+from core.dist import teardown as teardown_dist
 from core.errors import RunFailure, UsageError
 from core.io import clean_partial, ensure_dir, exclusive, to_jsonable
 from core.provenance import provenance
@@ -35,8 +38,18 @@ from loaders.batches import Batches
 from loaders.randconv import RandConv
 from losses import build_loss
 from losses.consistency import consistency_loss
-from runs import (CHECKPOINT, LOCK, METRICS, MODEL, finish_run, init_model, pick_device, prepare_data, restore_checkpoint,
-                  save_checkpoint)
+from runs import (
+    CHECKPOINT,
+    LOCK,
+    METRICS,
+    MODEL,
+    finish_run,
+    init_model,
+    pick_device,
+    prepare_data,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from trainers.adversarial import eval_attack, mix_adversarial, trades_step, training_attack
 
 
@@ -175,18 +188,20 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
 
 def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/cache", download=False,
         wandb: bool = True, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
-        job_type: str = "train") -> dict:
-    """Train (or fine-tune) as cfg says, write the run folder `out`, return the results dict."""
+        job_type: str = "train", draw_curves=None) -> dict:
+    """Train (or fine-tune) as cfg says, write the run folder `out`, return the results dict.
+    draw_curves(results, path) draws the training curves into curves.png (report.figures.plot_curves); None
+    draws none."""
     cfg.validate()
     out = Path(out)
     _check_start(out, overwrite, resume)
     if dist_rank() != 0:  # under torchrun only rank 0 writes, so only it holds the lock
-        return _run(cfg, out, data_root, cache_dir, download, wandb, resume, progress, job_type)
+        return _run(cfg, out, data_root, cache_dir, download, wandb, resume, progress, job_type, draw_curves)
     with exclusive(ensure_dir(out) / LOCK, f"run folder {out}"):
         _check_start(out, overwrite, resume)  # again, now that no other writer can finish meanwhile
         for name in (METRICS, MODEL, CHECKPOINT, "curves.png"):
             clean_partial(out / name)  # what an interrupted write of ours left behind
-        return _run(cfg, out, data_root, cache_dir, download, wandb, resume, progress, job_type)
+        return _run(cfg, out, data_root, cache_dir, download, wandb, resume, progress, job_type, draw_curves)
 
 
 def _check_start(out: Path, overwrite: bool, resume: bool) -> None:
@@ -196,12 +211,13 @@ def _check_start(out: Path, overwrite: bool, resume: bool) -> None:
         raise UsageError(f"--resume: no checkpoint at {out / CHECKPOINT}")
 
 
-def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resume, progress, job_type) -> dict:
+def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resume, progress, job_type,
+         draw_curves) -> dict:
     ensure_dir(out)
     started = time.time()
     dist = setup_dist(cfg.device)
     progress = (sys.stderr.isatty() if progress is None else progress) and dist.is_main
-    device = pick_device(cfg.device, dist.local_rank)
+    device = pick_device(cfg.device, dist.local_rank, dist.world)
     seed_everything(cfg.seed, cfg.deterministic)
 
     train_set, eval_sets, described = prepare_data(cfg, data_root, cache_dir, download)
@@ -211,7 +227,7 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
     loss_fn = build_loss(cfg)
     start_epoch, history = 0, []
     if resume:
-        start_epoch, history = restore_checkpoint(out, cfg, model, optimizer, scheduler)
+        start_epoch, history = restore_checkpoint(out, cfg, model, optimizer, scheduler, dist.rank)
         print(f"resuming {cfg.preset} from epoch {start_epoch + 1}", file=sys.stderr)
 
     train_model = model
@@ -270,9 +286,10 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                 dist.barrier()
         results = {}
         if dist.is_main:
-            results = _finish(cfg, out, model, history, described, device, started, dist.world)
+            results = _finish(cfg, out, model, history, described, device, started, dist.world, draw_curves)
             tracker.summary(_namespaced(results["metrics"], study_names))
-            tracker.image("curves", out / "curves.png")
+            if draw_curves is not None:
+                tracker.image(wandb_keys.CURVES_IMAGE, out / "curves.png")
             if os.environ.get("TRUSTLAB_WANDB_MODEL") == "1":  # opt-in: a model artifact copies model.pt (disk)
                 tracker.artifact(run_name(cfg.preset, cfg.seed, fc_images), "model", [out / "model.pt"])
     except BaseException:
@@ -285,9 +302,7 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
     return results
 
 
-def _finish(cfg, out: Path, model, history, described, device, started, world: int = 1) -> dict:
-    from eval.curves import plot_curves
-
+def _finish(cfg, out: Path, model, history, described, device, started, world: int = 1, draw_curves=None) -> dict:
     final = history[-1]
     metrics = {k: v for k, v in final.items() if k.startswith("train_") or k.endswith("_acc")}
     attack = eval_attack(cfg)
@@ -299,7 +314,8 @@ def _finish(cfg, out: Path, model, history, described, device, started, world: i
         "provenance": {**provenance(device, time.time() - started), "world_size": world,
                        **resolved(device, cfg.precision, cfg.channels_last)},
     })
-    return finish_run(out, model, results, draw=lambda r, folder: plot_curves(r, folder / "curves.png"))
+    draw = None if draw_curves is None else lambda r, folder: draw_curves(r, folder / "curves.png")
+    return finish_run(out, model, results, draw=draw)
 
 
 def _stream(*keys: int) -> int:
@@ -311,22 +327,22 @@ def _stream(*keys: int) -> int:
 
 
 def _namespaced(row: dict, study_names: dict | None = None) -> dict:
-    """One W&B key per metric: train/loss, train/acc, train/lr, test/<set>/acc, val/<set>/acc,
-    adv/val/<set>/acc, where <set> is the study's name for the dataset (a stand-in's role, recorded in the
-    config), so demo and real runs line up."""
+    """One W&B key per metric (core/wandb_keys.py): train/loss, train/acc, train/lr, test/<set>/acc,
+    val/<set>/acc, adv/val/<set>/acc, where <set> is the study's name for the dataset (a stand-in's role,
+    recorded in the config), so demo and real runs line up."""
     names = study_names or {}
     logged = {}
     for k, v in row.items():
         if k.startswith("train_"):
-            logged[f"train/{k[6:]}"] = v
+            logged[wandb_keys.train(k[6:])] = v
         elif k.endswith("_test_acc"):
-            logged[f"test/{names.get(k[:-9], k[:-9])}/acc"] = v
+            logged[wandb_keys.test_acc(names.get(k[:-9], k[:-9]))] = v
         elif k.endswith("_val_adv_acc"):
-            logged[f"adv/val/{names.get(k[:-12], k[:-12])}/acc"] = v
+            logged[wandb_keys.val_adv_acc(names.get(k[:-12], k[:-12]))] = v
         elif k.endswith("_val_acc"):
-            logged[f"val/{names.get(k[:-8], k[:-8])}/acc"] = v
+            logged[wandb_keys.val_acc(names.get(k[:-8], k[:-8]))] = v
         elif k in ("lr", "seconds"):
-            logged[f"train/{k}"] = v
+            logged[wandb_keys.train(k)] = v
     return logged
 
 

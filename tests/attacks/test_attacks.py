@@ -144,13 +144,13 @@ def test_trades_inner_maximisation_stays_in_the_ball_and_raises_the_kl(setup):
     from attacks.trades import trades_kl
 
     model, x, _ = setup
-    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    g = lambda: torch.Generator().manual_seed(0)
     adv = trades_kl(model, x, eps=8 / 255, alpha=0.007, steps=10, generator=g())
     assert (adv - x).abs().max() <= 8 / 255 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
     assert torch.equal(adv, trades_kl(model, x, eps=8 / 255, alpha=0.007, steps=10, generator=g()))
     with torch.no_grad():
         p = F.softmax(model(x), 1)
-        kl = lambda z: F.kl_div(F.log_softmax(model(z), 1), p, reduction="sum").item()  # noqa: E731
+        kl = lambda z: F.kl_div(F.log_softmax(model(z), 1), p, reduction="sum").item()
         start = x + 0.001 * torch.randn(x.shape, generator=g())
         assert kl(adv) > 10 * max(kl(start), 1e-6)
     assert model.training is False and all(p.requires_grad for p in model.parameters())

@@ -9,11 +9,12 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from attacks import AttackSpec
+from eval.accuracy import evaluate
+from eval.attack_run import _sanity, _sweep
 from eval.audit import audit_checks, sweep_checks
 from eval.classify import Classifier
+from eval.harness import attacked
 from eval.plan import Evaluation, audit_attacks
-from eval.robustness import _attacked, _sanity, _sweep
-from eval.accuracy import evaluate
 from loaders.batches import Batches
 from loaders.datasets import ImageSet
 
@@ -69,7 +70,7 @@ def _audit(model, test, train=None):
     """The rows, sweep and sanity numbers attack_run stores, for the audit's attacks at EPS."""
     target = Classifier(model, Batches(train, 100, torch.device("cpu")) if train else None, knn=train is not None)
     base = AttackSpec("fgsm", eps=EPS, alpha=EPS / 4, seed=0)
-    rows = [_attacked(target, test, spec, (None, None))[0]
+    rows = [attacked(target, test, spec, (None, None))[0]
             for spec in audit_attacks(base, queries=300, knn=target.kind == "knn")]
     clean = evaluate(target, test)
     ev = Evaluation("attack", "-", "-", attacks=[base], eps_sweep=SWEEP, sweep_methods=["fgsm", "pgd"])
@@ -125,7 +126,7 @@ def test_pgd_restarts_keep_each_images_first_success_judged_by_the_classifiers_r
 
     monkeypatch.setattr(registry, "get_attack", lambda name: marked)
     fooled_by = torch.tensor([2.0, 3.0, 99.0])
-    predict = lambda x: torch.where(x[:, 0, 0, 0] >= fooled_by, torch.tensor(1), torch.tensor(0))  # noqa: E731
+    predict = lambda x: torch.where(x[:, 0, 0, 0] >= fooled_by, torch.tensor(1), torch.tensor(0))
     x, y = torch.zeros(3, 3, 4, 4), torch.zeros(3, dtype=torch.long)
     adv = run_attack(AttackSpec("pgd", restarts=4), None, x, y, predict=predict)
     assert adv[:, 0, 0, 0].tolist() == [2.0, 3.0, 4.0] and calls == [3, 3, 2, 1]  # only unfooled images rerun

@@ -6,15 +6,15 @@ import pytest
 
 from core.errors import UsageError
 from eval.plan import AttackPlan, KnnPlan, UmapPlan
-from experiments import PROFILES, SECTIONS, resolve, resolve_evaluation, resolve_training, transfer_source
-from experiments.make import _attack_flags
+from experiments import PROFILES, SECTIONS, resolve, resolve_evaluation, resolve_training, stamps, transfer_source
+from experiments.matrix import evaluation, runs
 
 
 def test_profile_caps_epochs_and_never_adds_any():
     assert resolve("q1-baseline", "paper").epochs == 15
     assert resolve("q1-baseline", "quick").epochs == 5
     assert resolve("q2-circle", "paper").epochs == 20
-    assert resolve("q2-circle", "demo").epochs == 6       # min(demo's 6, the section's 20)
+    assert resolve("q2-circle", "demo").epochs == 4       # min(demo's 4, the section's 20)
     assert resolve("q1-reverse-supervised", "quick").epochs == 5  # min(quick's 5, the section's 10)
 
 
@@ -76,13 +76,14 @@ def test_training_policy(capsys):
         resolve_training("q2-examples", "paper")
     with pytest.raises(UsageError, match="--from-run"):
         resolve_training("q1-reverse-supervised", "paper", command="finetune-fc")
-    cfg = resolve_training("q1-baseline", "paper", command="finetune-fc", init_from="x", finetune_samples=10)
+    cfg, _ = resolve_training("q1-baseline", "paper", command="finetune-fc", init_from="x", finetune_samples=10)
     assert cfg.trainable == ("fc",)  # finetune-fc trains only fc unless the section says otherwise
     with pytest.raises(UsageError, match="--samples"):
         resolve_training("q1-baseline", "paper", command="finetune-fc", init_from="x")
-    cfg = resolve_training("q1-baseline", "paper", weights="w.pth")
-    assert cfg.weights is None and "--weights unused" in capsys.readouterr().err
-    assert resolve_training("q1-pretrained", "paper", weights="w.pth").weights == "w.pth"
+    cfg, notes = resolve_training("q1-baseline", "paper", weights="w.pth")
+    assert cfg.weights is None and "--weights unused" in " ".join(notes)
+    assert capsys.readouterr().err == ""  # resolve returns its notes; the CLI prints them
+    assert resolve_training("q1-pretrained", "paper", weights="w.pth")[0].weights == "w.pth"
 
 
 def _finished(tmp_path, name, pretrained, seed_dir=None):
@@ -120,7 +121,8 @@ def test_evaluation_defaults(tmp_path):
         resolve_evaluation("attack", model=run, methods=("fgsm",), eps="2")
 
 
-def test_every_entry_is_consistent():
+def test_every_entry_is_consistent(tmp_path):
+    planned = {run.section: run for run in runs("smoke", tmp_path, pretrained=False)}
     for name, sec in SECTIONS.items():
         for ref in (sec.needs, sec.compare_to, sec.transfer_source):
             assert ref is None or ref in SECTIONS, (name, ref)
@@ -129,8 +131,12 @@ def test_every_entry_is_consistent():
         assert sec.prose, name
         for plan in sec.evals:
             assert isinstance(plan, (AttackPlan, KnnPlan, UmapPlan))
-            if plan.specs:
-                _attack_flags(plan.specs)  # each plan can be written as one CLI command
+            # each plan step's stamp is the whole evaluation: the command reads back what was planned
+            ev = evaluation(planned[name], plan, PROFILES["smoke"], source="pretrained")
+            stamp = tmp_path / name / plan.file
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(stamps.evaluation(ev))
+            assert resolve_evaluation(ev.kind, plan=stamp) == ev, (name, plan.file)
         if sec.kind != "none":
             for profile in PROFILES:
                 resolve(name, profile)

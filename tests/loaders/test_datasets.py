@@ -6,8 +6,8 @@ from PIL import Image
 
 from core.errors import RunFailure, UsageError
 from loaders.datasets import load_split, read_idx, stratified_subset, train_val_split
-from tests.fixtures import write_idx
 from loaders.registry import CIFAR_CLASSES
+from tests.fixtures import write_idx
 
 
 def test_svhn_mat_maps_label_10_to_digit_0(tmp_path):
@@ -169,7 +169,7 @@ def test_train_val_split_is_disjoint_and_fixed():
     train2, val2 = train_val_split(data, 300, seed=0)
     assert torch.equal(val.labels, val2.labels) and torch.equal(val.images, val2.images)
     # disjoint and together the whole set: no image row is in both, and the multiset of rows is the original's
-    rows = lambda s: {bytes(x.numpy().tobytes()) + bytes([int(y)]) for x, y in zip(s.images, s.labels)}  # noqa: E731
+    rows = lambda s: {bytes(x.numpy().tobytes()) + bytes([int(y)]) for x, y in zip(s.images, s.labels)}
     assert not rows(train) & rows(val)
     assert rows(train) | rows(val) == rows(data)
     _, other = train_val_split(data, 300, seed=1)

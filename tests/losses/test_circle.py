@@ -20,7 +20,7 @@ def naive_circle(emb, labels, m=0.4, gamma=80.0):
             continue
         lp = [-gamma * max(1 + m - s, 0) * (s - (1 - m)) for s in pos]
         ln = [gamma * max(s + m, 0) * (s - m) for s in neg]
-        lse = lambda v: max(v) + math.log(sum(math.exp(t - max(v)) for t in v))  # noqa: E731
+        lse = lambda v: max(v) + math.log(sum(math.exp(t - max(v)) for t in v))
         z = lse(lp) + lse(ln)
         losses.append(max(z, 0) + math.log1p(math.exp(-abs(z))))  # softplus
     nonzero = [v for v in losses if v > 0]

@@ -6,8 +6,16 @@ import torch
 
 from core.errors import RunFailure, UsageError
 from experiments import resolve
-from runs import (CHECKPOINT, load_run, load_state, pick_device, prepare_data, restore_checkpoint,
-                  save_checkpoint, source_model)
+from runs import (
+    CHECKPOINT,
+    load_run,
+    load_state,
+    pick_device,
+    prepare_data,
+    restore_checkpoint,
+    save_checkpoint,
+    source_model,
+)
 from trainers.loop import build_optimizer, run
 
 

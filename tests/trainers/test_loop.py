@@ -20,7 +20,9 @@ def _strip_time(results):
 
 
 def test_results_contract(tmp_path):
-    results = run(tiny(), tmp_path / "r", wandb=False)
+    from report.figures import plot_curves
+
+    results = run(tiny(), tmp_path / "r", wandb=False, draw_curves=plot_curves)
     on_disk = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert on_disk == results
     for key in ("preset", "profile", "seed", "config", "metrics", "history", "provenance"):
@@ -39,7 +41,7 @@ def test_results_contract(tmp_path):
 
 @pytest.mark.parametrize("preset", ["q1-baseline", "q1-randconv"])  # RandConv's draws resume exactly too
 def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch, preset):
-    tiny_ = lambda: tiny(preset)  # noqa: E731
+    tiny_ = lambda: tiny(preset)
     full = run(tiny_(), tmp_path / "full", wandb=False)
 
     real_line = loop._epoch_line
@@ -79,7 +81,7 @@ def test_a_checkpoint_from_before_a_new_field_still_resumes(tmp_path, monkeypatc
     torch.save(ckpt, tmp_path / "r" / "checkpoint.pt")
     monkeypatch.undo()
     assert run(tiny(), tmp_path / "r", wandb=False, resume=True)["history"][-1]["epoch"] == 2
-    with pytest.raises(UsageError, match="different run: preset .* \(and 1 more\)"):  # randconv: a real difference
+    with pytest.raises(UsageError, match=r"different run: preset .* \(and 1 more\)"):  # randconv: a real difference
         torch.save(ckpt, tmp_path / "r" / "checkpoint.pt")
         run(tiny("q1-randconv"), tmp_path / "r", wandb=False, resume=True, overwrite=True)
 
@@ -101,6 +103,7 @@ def test_same_seed_same_numbers(tmp_path):
     a = run(tiny(epochs=1), tmp_path / "a", wandb=False)
     b = run(tiny(epochs=1), tmp_path / "b", wandb=False)
     assert a["metrics"] == b["metrics"]
+    assert not (tmp_path / "a" / "curves.png").exists()  # no draw_curves: the loop draws nothing
 
 
 def test_finetune_fc_changes_only_fc(tmp_path):
@@ -161,3 +164,12 @@ def test_compiled_training_step_matches_the_plain_one(tmp_path, monkeypatch):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(b[k], a[k], atol=1e-4, rtol=1e-4)
+
+
+def test_a_history_row_goes_to_wandb_under_the_study_names_of_its_datasets():
+    """core/wandb_keys.py's names; a stand-in (digits) under the name of the dataset it stands in for."""
+    row = {"epoch": 2, "lr": 0.01, "seconds": 3.0, "train_loss": 0.5, "train_acc": 80.0, "svhn_test_acc": 70.0,
+           "digits_test_acc": 60.0, "cifar10_val_acc": 50.0, "cifar10_val_adv_acc": 20.0}
+    assert loop._namespaced(row, {"digits": "mnist"}) == {
+        "train/lr": 0.01, "train/seconds": 3.0, "train/loss": 0.5, "train/acc": 80.0, "test/svhn/acc": 70.0,
+        "test/mnist/acc": 60.0, "val/cifar10/acc": 50.0, "adv/val/cifar10/acc": 20.0}

@@ -1,39 +1,13 @@
+"""eval/umap_run.py: the UMAP evaluation of a finished run."""
 import numpy as np
-import pytest
-import torch
-
-from core.errors import UsageError
-from eval.knn import knn_predict, knn_predict_sklearn
-
-
-@pytest.mark.parametrize("k", [1, 3, 7])
-def test_knn_equals_sklearn(k):
-    g = torch.Generator().manual_seed(k)
-    train_x, test_x = torch.randn(500, 32, generator=g), torch.randn(300, 32, generator=g)
-    train_y = torch.randint(0, 10, (500,), generator=g)
-    ours = knn_predict(train_x, train_y, test_x, k=k, chunk=64)
-    assert torch.equal(ours, knn_predict_sklearn(train_x, train_y, test_x, k=k))
-
-
-def test_knn_ties_go_to_the_smallest_label_like_sklearn():
-    train_x = torch.tensor([[0.0], [1.0], [-1.0], [5.0]])
-    train_y = torch.tensor([7, 2, 4, 1])
-    test_x = torch.tensor([[0.1], [4.0]])
-    assert torch.equal(knn_predict(train_x, train_y, test_x, k=3),
-                       knn_predict_sklearn(train_x, train_y, test_x, k=3))
-
-
-@pytest.mark.parametrize("k", [0, -1, 11])
-def test_bad_k(k):
-    with pytest.raises(UsageError, match="k"):
-        knn_predict(torch.randn(10, 2), torch.zeros(10, dtype=torch.long), torch.randn(2, 2), k=k)
 
 
 def test_umap_fits_on_clean_and_transforms_adversarial(tmp_path, monkeypatch):
     """The adversarial points come from transform() on the map fitted to clean features only."""
-    import eval.robustness as rob
+    import eval.umap_run as rob
     from attacks import AttackSpec
     from experiments import resolve
+    from report import figures
     from trainers.loop import run
 
     cfg = resolve("q2-baseline", "demo", pretrained=False, train_size=64, val_size=50, eval_size=40, epochs=1)
@@ -53,7 +27,7 @@ def test_umap_fits_on_clean_and_transforms_adversarial(tmp_path, monkeypatch):
     from eval.plan import Evaluation
 
     report = rob.umap_run(Evaluation("umap", str(tmp_path / "run"), str(tmp_path / "umap.json"),
-                                     attacks=[AttackSpec("noise+fgsm")], n=40))
+                                     attacks=[AttackSpec("noise+fgsm")], n=40), figures=figures)
     assert not np.allclose(calls["fit"], calls["transform"])  # fitted on clean, adversarial transformed
     assert np.allclose(np.array(report["adversarial"]["xy"]), calls["transform"][:, :2] + 100)
     assert report["umap"]["fit_on"] == "clean" and len(report["labels"]) == 40

@@ -1,26 +1,29 @@
-"""`make plan`: before a long run, what it will cost. For a profile and the chosen sections (questions or
-section names), one row per run folder: training images x epochs, an estimated wall time from the latest
-bench JSON of this machine (results/bench/<host>-gpu.json, else <host>.json; "unknown: run make bench"
-without one), the disk its model and checkpoint take, and whether it is already done (its metrics.json
-exists, so Make skips it unless its config changed). Torch-free: it answers in a fraction of a second.
+"""`make plan`: before a long run, what it will cost (the costs; eval/plan.py's plans are evaluation
+steps). For a profile and the chosen sections (questions or section names), one row per training run of
+the run matrix (experiments/matrix.py, the runs Make plans): training images x epochs, an estimated wall
+time from the latest bench JSON of this machine (results/bench/<host>-gpu.json, else <host>.json;
+"unknown: run make bench" without one), the disk its model and checkpoint take, and whether it is already
+done (its metrics.json exists, so Make skips it unless its config changed). Torch-free: it answers in a
+fraction of a second.
 
 The estimate is a model, not a measurement: a training step costs the same per image as the bench's
-(ResNet18 at 32 px, scaled by the pixel count at other sizes; the digits ConvNet at ARCH_COST of it), RandConv multiplies by its views, adversarial training adds one
-forward-backward per adversarial sample and attack step, evaluation costs a third of training per image.
+(ResNet18 at 32 px, scaled by the pixel count at other sizes; the digits ConvNet at ARCH_COST of it),
+RandConv multiplies by its views, adversarial training adds one forward-backward per adversarial sample
+and attack step, evaluation costs a third of training per image.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import socket
 import sys
 from pathlib import Path
 
+from core.errors import TrustlabError
+from experiments.matrix import runs
 from experiments.profiles import PROFILES
-from experiments.resolve import resolve_training, run_dir
 from experiments.sections import QUESTIONS, SECTIONS
+from runs import layout
 
 # Train / test split sizes of the datasets (what a run uses when the profile sets no subset).
 SIZES = {"svhn": (73_257, 26_032), "mnist": (60_000, 10_000), "cifar10": (50_000, 10_000), "usps": (7_291, 2_007),
@@ -40,9 +43,9 @@ def _bench(bench_dir: Path, rows_gpu=None):
                 rows = json.loads((bench_dir / name).read_text())["rows"]
             except (OSError, ValueError, KeyError):
                 continue
-        rate = lambda row, batch: next((r.get("img_s") or r.get("ours_img_s") for r in rows  # noqa: E731
-                                        if r.get("row") == row and r.get("batch") == batch
-                                        and not r.get("compiled") and r.get("bf16_channels_last", True)), None)
+        rate = lambda row, batch, rows=rows: next(  # noqa: E731 (bound to this iteration's rows)
+            (r.get("img_s") or r.get("ours_img_s") for r in rows if r.get("row") == row and r.get("batch") == batch
+             and not r.get("compiled") and r.get("bf16_channels_last", True)), None)
         small = rate("q1_train", 16) or rate("train_vs_bare", 16)
         large = rate("q1_train", 256) or rate("train_vs_bare", 128) or small
         if small:
@@ -51,49 +54,44 @@ def _bench(bench_dir: Path, rows_gpu=None):
 
 
 def rows(profile: str, names: list[str], results: str = "results", seeds=(), pretrained: bool = True,
-         bench_dir: str | Path = "results/bench", rows_gpu=None) -> tuple[list[dict], str | None]:
+         bench_dir: str | Path = "results/bench", rows_gpu=None, seed: int = 0,
+         weights: str | None = None) -> tuple[list[dict], str | None]:
+    """One row per training run of the run matrix (experiments/matrix.py, as Make plans it) for `names`."""
     bench = _bench(Path(bench_dir), rows_gpu)
     out = []
     for name in names:
-        sec = SECTIONS[name]
-        if sec.kind == "none":
+        if SECTIONS[name].kind == "none":
             continue
-        for seed in seeds or [None]:
-            points = PROFILES[profile].curve_samples if sec.sweep else [None]
-            for samples in points:
-                folder = run_dir(results, profile, name, seed, samples)
-                overrides = dict(seed=seed or 0, pretrained=False if not pretrained else None)
-                if sec.kind == "finetune":
-                    overrides.update(init_from=str(run_dir(results, profile, sec.needs, seed)), finetune_samples=samples)
-                try:
-                    with contextlib.redirect_stderr(io.StringIO()):
-                        cfg = resolve_training(name, profile, command="finetune-fc" if sec.kind == "finetune"
-                                               else "train", **overrides)
-                except Exception as err:  # noqa: BLE001 (a section this profile cannot resolve: say so)
-                    out.append({"run": str(folder), "error": str(err)})
-                    continue
-                full_train, _ = SIZES.get(cfg.train_on, (0, 0))
-                # the validation split comes out of the full train split first, then the subset is drawn
-                train = cfg.finetune_samples or min(cfg.train_size or full_train, full_train - cfg.val_size)
-                evals = cfg.val_size + sum(min(cfg.eval_size or SIZES.get(d, (0, 0))[1], SIZES.get(d, (0, 0))[1])
-                                           for d in cfg.eval_on)
-                cost = train * (cfg.randconv_views if cfg.randconv else 1) * ARCH_COST.get(cfg.arch, 1.0)
-                if cfg.loss == "trades":  # the KL steps, then one forward-backward of clean and adversarial
-                    cost *= 2 + cfg.attack_steps
-                else:
-                    cost *= 1 + cfg.adv_prob * (cfg.attack_steps if "pgd" in cfg.adv_method else 1)
-                cost += evals / 3 * (2 if cfg.val_attack else 1)
-                seconds = None
-                if bench:
-                    small, large, at224, _ = bench
-                    rate = small if cfg.batch_size <= 32 else large
-                    px = cfg.image_size or 32
-                    rate = at224 if px == 224 and at224 else rate * (32 / px) ** 2
-                    seconds = cost * cfg.epochs / rate
-                arch_mb = MB.get(cfg.arch, 44.8)
-                out.append({"run": str(folder), "images": train, "epochs": cfg.epochs, "seconds": seconds,
-                            "disk_mb": round(arch_mb * (1 + (3 if cfg.optimizer == "adam" else 2))),
-                            "done": (folder / "metrics.json").is_file()})
+        try:
+            planned = list(runs(profile, results, seed=seed, seeds=seeds, pretrained=pretrained, weights=weights,
+                                sections=[name]))
+        except TrustlabError as err:  # a section this profile cannot resolve: say so
+            out.append({"run": str(layout.run_dir(results, profile, name)), "error": str(err)})
+            continue
+        for run in planned:
+            cfg = run.config
+            full_train, _ = SIZES.get(cfg.train_on, (0, 0))
+            # the validation split comes out of the full train split first, then the subset is drawn
+            train = cfg.finetune_samples or min(cfg.train_size or full_train, full_train - cfg.val_size)
+            evals = cfg.val_size + sum(min(cfg.eval_size or SIZES.get(d, (0, 0))[1], SIZES.get(d, (0, 0))[1])
+                                       for d in cfg.eval_on)
+            cost = train * (cfg.randconv_views if cfg.randconv else 1) * ARCH_COST.get(cfg.arch, 1.0)
+            if cfg.loss == "trades":  # the KL steps, then one forward-backward of clean and adversarial
+                cost *= 2 + cfg.attack_steps
+            else:
+                cost *= 1 + cfg.adv_prob * (cfg.attack_steps if "pgd" in cfg.adv_method else 1)
+            cost += evals / 3 * (2 if cfg.val_attack else 1)
+            seconds = None
+            if bench:
+                small, large, at224, _ = bench
+                rate = small if cfg.batch_size <= 32 else large
+                px = cfg.image_size or 32
+                rate = at224 if px == 224 and at224 else rate * (32 / px) ** 2
+                seconds = cost * cfg.epochs / rate
+            arch_mb = MB.get(cfg.arch, 44.8)
+            out.append({"run": str(run.folder), "images": train, "epochs": cfg.epochs, "seconds": seconds,
+                        "disk_mb": round(arch_mb * (1 + (3 if cfg.optimizer == "adam" else 2))),
+                        "done": (run.folder / "metrics.json").is_file()})
     return out, (bench[3] if bench else None)
 
 
@@ -120,15 +118,19 @@ def _names(targets: list[str]) -> list[str]:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown"
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="paper")
     ap.add_argument("--results", default="results")
-    ap.add_argument("--seeds", default="")
+    ap.add_argument("--seed", type=int, default=0, help="Make's SEED (the single-seed layout)")
+    ap.add_argument("--seeds", default="", help="Make's SEEDS: space-separated seeds (the seed-<n> layout)")
     ap.add_argument("--pretrained", type=int, default=1)
+    ap.add_argument("--weights", default="", help="Make's WEIGHTS")
     ap.add_argument("--bench-dir", default="results/bench")
     ap.add_argument("targets", nargs="*", help="questions (q1, q2, dg) or section names; default: all")
     args = ap.parse_args(argv)
@@ -136,7 +138,7 @@ def main(argv=None) -> int:
         print(f"error: unknown profile {args.profile!r}; choose one of {', '.join(PROFILES)}", file=sys.stderr)
         return 2
     table, source = rows(args.profile, _names(args.targets), args.results, [int(s) for s in args.seeds.split()],
-                         bool(args.pretrained), args.bench_dir)
+                         bool(args.pretrained), args.bench_dir, seed=args.seed, weights=args.weights or None)
     print("| run | train images x epochs | estimated time | disk | status |\n|---|---|---|---|---|")
     todo = [r for r in table if not r.get("done") and "error" not in r]
     for r in table:

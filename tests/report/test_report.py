@@ -1,11 +1,13 @@
-"""The report from synthetic results files: statistics, honesty flags, 'not run', and no invented numbers."""
+"""The report from synthetic results files: statistics, honesty flags, 'not run', and no invented numbers.
+(The Wilson interval's textbook check moved to tests/eval/test_stats.py with the rule.)"""
 import itertools
 import json
 import re
 import statistics
 
-from eval.report import write_report as _write_report
 from experiments import PRESETS, PROFILES, QUESTIONS, SECTIONS
+from report import write as written
+from report import write_report as _write_report
 
 
 def write_report(profile, root):
@@ -44,7 +46,8 @@ def build(tmp_path):
     for seed in range(2):
         write(tmp_path, "q2-baseline", seed, "metrics.json",
               {"preset": "q2-baseline", "profile": "quick", "seed": seed, "metrics": {"cifar10_test_acc": 80.0 + seed}})
-        write(tmp_path, "q2-baseline", seed, "robustness.json", robustness("q2-baseline", seed, 10.0, 20.0 + seed, 50.0))
+        write(tmp_path, "q2-baseline", seed, "robustness.json",
+              robustness("q2-baseline", seed, 10.0, 20.0 + seed, 50.0))
     out = write_report("quick", tmp_path)
     return out.read_text()
 
@@ -184,7 +187,8 @@ def test_a_section_run_with_its_change_undone_is_flagged_but_profile_scale_is_no
 
 
 def dg_result(preset, seed, mnist, usps, n=2000):
-    skipped = {f"{d}_test": {"dataset": d, "size": 0, "skipped": f"{d} test not found"} for d in ("svhn", "mnistm", "syn")}
+    skipped = {f"{d}_test": {"dataset": d, "size": 0, "skipped": f"{d} test not found"}
+               for d in ("svhn", "mnistm", "syn")}
     return {"preset": preset, "profile": "quick", "seed": seed, "roles": {},
             "datasets": {"mnist_test": {"dataset": "mnist", "size": n}, "usps_test": {"dataset": "usps", "size": n},
                          **skipped},
@@ -192,7 +196,7 @@ def dg_result(preset, seed, mnist, usps, n=2000):
 
 
 def test_the_dg_table_per_target_with_n_intervals_published_rows_and_noise(tmp_path):
-    from eval.report import wilson
+    from eval.stats import wilson
 
     values = {"dg-erm-digitnet": [(98.0, 70.0), (98.2, 71.0), (98.4, 72.0)],
               "dg-randconv-digitnet": [(97.0, 80.0), (97.2, 81.0), (97.4, 82.0)],   # +10 on USPS: beyond noise
@@ -211,15 +215,6 @@ def test_the_dg_table_per_target_with_n_intervals_published_rows_and_noise(tmp_p
     assert "dg-randconv-digitnet vs dg-erm-digitnet on USPS: +10.00 points, **beyond noise**" in text
     assert "dg-randconv-resnet18 vs dg-erm-resnet18 on USPS: +0.50 points, within noise" in text
     assert (tmp_path / "quick" / "dg-targets.png").is_file() and "![dg: accuracy per domain](dg-targets.png)" in text
-
-
-def test_wilson_interval_against_its_formula():
-    from eval.report import wilson
-
-    lo, hi = wilson(50.0, 100)
-    assert round(lo, 2) == 40.38 and round(hi, 2) == 59.62  # the textbook value for 50/100
-    lo, hi = wilson(100.0, 20)
-    assert hi == 100.0 and 83.0 < lo < 84.0
 
 
 def audit_file(seed, rows, n=200, prediction="argmax", sanity=None):
@@ -256,8 +251,17 @@ def _audit_rows(fgsm, pgd10, pgd50, auto, square, uniform):
             ("black-box", "square", square, {"queries": 1000}), ("black-box", "uniform", uniform, {})]
 
 
+def audit_card(name, rob, aud):
+    """The card as REPORT.md shows it: a blank line, the head, a blank line, one bullet per check."""
+    from report.checks import audit_card as card
+    from report.document import Bullets
+    from report.markdown import block
+
+    head, items = card(name, rob, aud)
+    return ["", head, ""] + block(Bullets(items))
+
+
 def test_the_audit_card_passes_a_plain_model_and_flags_each_masking_sign():
-    from eval.report import audit_card
 
     def rob(fgsm, pgd, transfer, sweep):
         rows = [{"threat_model": t, "method": m, "robust_acc": v} for t, m, v in
@@ -268,7 +272,8 @@ def test_the_audit_card_passes_a_plain_model_and_flags_each_masking_sign():
 
     plain_aud = [audit_file(0, _audit_rows(40.0, 31.0, 30.0, 30.0, 45.0, 85.0), n=500, sanity=PLAIN_SANITY)]
     plain = audit_card("plain", rob(40.0, 31.0, 70.0, [(0, 90.0), (8, 40.0), (16, 20.0), (64, 1.0)]), plain_aud)
-    assert "9 of 9 checks pass" in plain[1]  # check 7 once per method and not any("**flag**" in line for line in plain), plain
+    # 9 checks: check 7 once per method
+    assert "9 of 9 checks pass" in plain[1] and not any("**flag**" in line for line in plain), plain
     # masked gradients: every sign at once
     masked_aud = [audit_file(0, _audit_rows(40.0, 55.0, 30.0, 20.0, 10.0, 40.0), n=500,
                              sanity={**PLAIN_SANITY, "max_logit_change": 0.5, "zero_grad_pct": 60.0})]
@@ -290,7 +295,8 @@ def test_the_knn_model_line_says_whether_the_surrogate_overstated_it(tmp_path):
             ("black-box", "square", 12.0, {"via": "knn"})]
     write(tmp_path, "q2-circle", 0, "audit.json", {**audit_file(0, rows, prediction="knn"), "preset": "q2-circle"})
     text = write_report("quick", tmp_path).read_text()
-    assert ("q2-circle predicts by kNN. On the audit's 200 images, PGD-10 through the centroid surrogate leaves 30.00%; "
+    assert ("q2-circle predicts by kNN. On the audit's 200 images, PGD-10 through the centroid surrogate leaves "
+            "30.00%; "
             "attacking the kNN itself, PGD-50 on the kNN's score leaves 5.00%: **the surrogate overstated") in text
     assert "(pgd) |" in row(text, "q2-circle")  # the worst case is the attack on the kNN
 
@@ -327,11 +333,13 @@ def test_the_audit_says_inconclusive_where_the_images_cannot_decide_and_flags_a_
 
 
 def test_the_wandb_report_is_built_offline_with_a_section_per_question(tmp_path, monkeypatch):
-    from eval.wandb_report import build as build_wandb_report, spec
-    from experiments import QUESTIONS
+    from report.wandb import build as build_wandb_report
+    from report.wandb import spec
 
     monkeypatch.setenv("WANDB_MODE", "offline")
-    report = build_wandb_report("quick", PRESETS, QUESTIONS, build(tmp_path), entity="someone")
+    build(tmp_path)
+    document = written(PROFILES["quick"], SECTIONS, QUESTIONS, tmp_path).document  # the one REPORT.md renders
+    report = build_wandb_report("quick", PRESETS, QUESTIONS, document, entity="someone")
     blocks = spec(report)["blocks"]
     kinds = [b["type"] for b in blocks]
     assert kinds.count("H1") == len(QUESTIONS) and kinds.count("PanelGrid") == len(QUESTIONS)

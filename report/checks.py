@@ -1,0 +1,196 @@
+"""The honesty checks under each question's table, and the audit card of each model: sentences, each judged by
+eval/stats.py's one `verdict` (or read from eval/audit.py's checks), never by a threshold of their own.
+
+The robustness flags are the audit's own rules applied to robustness.json's columns: "PGD above FGSM" is
+check 1's, "above AutoAttack" check 3's upper side, and "transfer overstates" the upper side of check 7's
+comparison (eval.audit.transfer_verdict).
+"""
+from __future__ import annotations
+
+from eval.audit import OUTCOMES, audit_checks, robust, sweep_checks, test_n, transfer_verdict
+from eval.stats import NOISE_SIGMAS, reaches, verdict
+from report.tables import Measured, datasets
+
+STAND_IN = "Δ against the study is left out: these runs use stand-in data (see the banner)."
+_ATTACK_NAMES = {("white-box", "pgd"): "white-box PGD-10", ("white-box", "fgsm"): "white-box FGSM",
+                 ("white-box", "noise+fgsm"): "white-box noise+FGSM", ("transfer", "pgd"): "transfer PGD-10",
+                 ("transfer", "fgsm"): "transfer FGSM", ("transfer", "noise+fgsm"): "transfer noise+FGSM"}
+
+
+def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
+    """Section `name` against `base_name`, per (label, ours stats, base stats, n ours, n base): judged by verdict
+    (with both test-set sizes, against the larger of the seed spread and the binomial interval, so one seed is
+    judged too; without them, against NOISE_SIGMAS pooled seed std; with one seed the noise is unknown)."""
+    flags, beyond = [], []
+    for label, ours, base, n_a, n_b in pairs:
+        if not ours or not base:
+            continue
+        v = verdict(ours, base, n_a, n_b)
+        head = f"{name} vs {base_name} on {label}: {v.difference:+.2f} points"
+        if v.test == "binomial":
+            why = (f"noise ±{v.noise:.2f}: the larger of the seed spread ({min(ours[2], base[2])} seed(s)) and the "
+                   f"95% binomial interval of {n_a:,} and {n_b:,} test images")
+            flags.append(f"{head}, " + (f"**beyond noise** ({why})." if v.beyond else f"within noise ({why})."))
+        elif v.beyond:
+            beyond.append(f"{label} {v.difference:+.2f}")
+        elif v.beyond is False:
+            flags.append(f"{head}, **within seed noise** (under {NOISE_SIGMAS:g} pooled std).")
+        else:
+            flags.append(f"{head}; seed noise unknown with one seed (run `{rerun}`).")
+    if beyond:
+        flags.append(f"{name} vs {base_name}, beyond seed noise (over {NOISE_SIGMAS:g} pooled std): "
+                     + ", ".join(beyond) + " points.")
+    return flags
+
+
+def changed_but_not_run(name: str, sec, rs: list[dict], sections: dict, scaled: set) -> list[str]:
+    """A section that changes a setting of its comparison section, run with that setting undone
+    (e.g. PRETRAINED=0 under the ImageNet-initialisation section), tests nothing: say so."""
+    if sec.compare_to not in sections:
+        return []
+    base, flags = sections[sec.compare_to].overrides, []
+    for k, value in sec.overrides.items():
+        if base.get(k) == value or k in scaled or not rs:
+            continue
+        ran = {(lambda v: tuple(v) if isinstance(v, list) else v)(r.get("config", {}).get(k, value)) for r in rs}
+        if value not in ran:
+            flags.append(f"{name} ran with {k}={', '.join(map(str, sorted(ran, key=str)))} where the section sets "
+                         f"{k}={value}, so it is {sec.compare_to} again by construction; its row says nothing "
+                         "about that change.")
+    return flags
+
+
+def chance(name: str, clean, n: int | None, classes: int = 10, what: str = "clean accuracy") -> list[str]:
+    """An accuracy whose 95% interval reaches chance (1/classes) or lies below it is no better than guessing."""
+    if clean is None or not n or not reaches(clean[0], n, 100 / classes):
+        return []
+    tail = ": its robustness numbers mean nothing." if what == "clean accuracy" else "."
+    return [f"{name}: {what} {clean[0]:.2f}% on {n:,} images is **at or below chance** ({100 / classes:.0f}% for "
+            f"{classes} classes; its 95% interval reaches it){tail}"]
+
+
+def domains(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[str]:
+    flags = []
+    for name, rs in m.loaded.items():
+        sec, accs, ns = secs[name], m.accs[name], m.ns[name]
+        if sec.compare_to in m.loaded and rs:
+            base = sec.compare_to
+            flags += noise_flags(name, base, [(lab, accs[d], m.accs[base][d], ns[d], m.ns[base][d])
+                                              for d, lab in datasets(q)], q.rerun)
+        for d, lab in datasets(q):
+            flags += chance(f"{name} on {lab}", accs[d], ns[d], what="accuracy")
+        flags += changed_but_not_run(name, sec, rs, sections, scaled)
+    return flags + ([STAND_IN] if m.stand_in else [])
+
+
+def targets(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[str]:
+    """Each method's gain over the section it compares to, per dataset measured on both sides."""
+    flags = []
+    for name, rs in m.loaded.items():
+        base = secs[name].compare_to
+        if m.loaded.get(base) and rs:
+            pairs = [(lab, m.accs[name][d], m.accs[base][d], m.ns[name][d], m.ns[base][d]) for d, lab in datasets(q)]
+            flags += noise_flags(name, base, [p for p in pairs if p[3] and p[4]], q.rerun)
+        flags += changed_but_not_run(name, secs[name], rs, sections, scaled)
+    return flags
+
+
+def robustness(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[str]:
+    dataset, flags = datasets(q)[0][0], []
+    rob_files, aud_files = m.files["robustness.json"], m.files["audit.json"]
+    for name, rs in m.loaded.items():
+        sec, cells, ns = secs[name], m.cells[name], m.ns[name]
+        rob, aud, n_rob = rob_files[name], aud_files[name], ns["robustness.json"]
+        base = sec.compare_to
+        if base in m.cells and rs:
+            flags += noise_flags(name, base, [
+                (lab, cells[c], m.cells[base][c], ns[n_of], m.ns[base][n_of])
+                for lab, c, n_of in (("clean accuracy", "clean", dataset), ("white-box FGSM", ("white-box", "fgsm"),
+                                     "robustness.json"), ("white-box PGD", ("white-box", "pgd"), "robustness.json"))],
+                q.rerun)
+        if any(row.get("threat_model") == "transfer" and row.get("source") == r.get("model")
+               for r in rob for row in r.get("results", [])):
+            flags.append(f"{name}: its transfer attacks were crafted on the model itself (PRETRAINED=0 makes its "
+                         "trained transfer-source run the source), so its transfer columns are white-box by "
+                         "construction.")
+        flags += chance(name, cells["clean"], ns[dataset])
+        flags += above_autoattack(name, cells, rob, aud)
+        wf, wp = cells[("white-box", "fgsm")], cells[("white-box", "pgd")]
+        v = verdict(wp, wf, n_rob, n_rob) if wf and wp and n_rob else None
+        if v and v.above:  # audit check 1's rule
+            flags.append(f"{name}: white-box PGD ({wp[0]:.2f}%) is above white-box FGSM ({wf[0]:.2f}%) beyond the "
+                         f"noise (±{v.noise:.2f} on {n_rob:,} images): **suspect** (PGD should be the stronger "
+                         "attack; look for gradient masking or a bug; see the audit card).")
+        flags += knn_explained(name, aud)
+        for method in ("fgsm", "noise+fgsm", "pgd"):
+            t, w = cells[("transfer", method)], cells[("white-box", method)]
+            v = transfer_verdict(rob, method, n_rob) if t and w else None
+            if v and v.above:  # the upper side of audit check 7's comparison
+                flags.append(f"{name}: transfer {method} {t[0]:.2f}% vs white-box {w[0]:.2f}%: a gap of "
+                             f"{v.difference:.1f} points, beyond the noise (±{v.noise:.2f}). **Transfer robustness "
+                             "overstates the model's robustness**; quote the white-box number as its robustness.")
+        flags += changed_but_not_run(name, sec, rs, sections, scaled)
+        flags += [note.format(**sec.reference) for note in sec.notes]
+    return flags + ([STAND_IN] if m.stand_in else [])
+
+
+LAYOUTS = {"domains": domains, "targets": targets, "robustness": robustness}
+
+
+def knn_explained(name: str, aud: list[dict]) -> list[str]:
+    """For a kNN model: the surrogate's white-box numbers beside the attacks on the kNN itself, and whether the
+    surrogate overstated the kNN's robustness beyond the noise."""
+    if not aud or not all(a.get("prediction") == "knn" for a in aud):
+        return []
+    n = test_n(aud)
+    via_surrogate = robust(aud, "pgd", steps=10)
+    on_knn = [(s, lab) for s, lab in ((robust(aud, "pgd", steps=50, via="knn"), "PGD-50 on the kNN's score"),
+                                      (robust(aud, "square", "black-box", via="knn"), "Square on the kNN's scores"),
+                                      (robust(aud, "autoattack", via="knn"), "AutoAttack on the kNN's scores"))
+              if s is not None]
+    if not via_surrogate or not on_knn or not n:
+        return []
+    best, lab = min(on_knn, key=lambda t: t[0][0])
+    v = verdict(via_surrogate, best, n, n)
+    said = (f"**the surrogate overstated the kNN's robustness by {v.difference:.2f} points** (beyond the noise, "
+            f"±{v.noise:.2f}): the centroid surrogate is not the kNN's decision rule, so its gradients point only "
+            "roughly where the kNN's decision changes, and more PGD steps can overfit the surrogate (which is how PGD "
+            "can come out above FGSM); quote the attacks on the kNN"
+            if v.above else f"within the noise (±{v.noise:.2f}): the surrogate did not overstate it here")
+    return [f"{name} predicts by kNN. On the audit's {n:,} images, PGD-10 through the centroid surrogate leaves "
+            f"{via_surrogate[0]:.2f}%; attacking the kNN itself, {lab} leaves {best[0]:.2f}%: {said}."]
+
+
+def above_autoattack(name: str, cells: dict, rob: list[dict], aa: list[dict]) -> list[str]:
+    """Any robust-accuracy column above AutoAttack's beyond the noise overstates the model's robustness (audit
+    check 3's upper side): flag it, so no number in the table stands above AutoAttack unflagged."""
+    a, n_a, n_r = robust(aa, "autoattack"), test_n(aa), test_n(rob)
+    flags = []
+    for c, lab in _ATTACK_NAMES.items():
+        w = cells[c]
+        if a is None or w is None or not n_a or not n_r:
+            continue
+        v = verdict(w, a, n_r, n_a)
+        if v.above:
+            flags.append(f"{name}: {lab} {w[0]:.2f}% is above AutoAttack's {a[0]:.2f}% by {v.difference:.2f} "
+                         f"points, beyond the test-set noise (±{v.noise:.2f} on {n_r:,} and {n_a:,} images): **{lab} "
+                         "overstates this model's robustness; quote AutoAttack.**")
+    return flags
+
+
+def audit_card(name: str, rob: list[dict], aud: list[dict]) -> tuple[str, list[str]] | None:
+    """The gradient-masking audit of one model (eval/audit.py's checks): a head line, and each check with its
+    numbers and a pass, a flag or "inconclusive"; None without checks."""
+    checks = sorted(audit_checks(aud) + sweep_checks(rob), key=lambda c: c["check"])
+    if not checks:
+        return None
+    flagged = sum(c["passed"] is False for c in checks)
+    undecided = sum(c["passed"] is None for c in checks)
+    where = ([f"checks 1-4, 6 and 8 on the audit's {test_n(aud):,} images"] if aud and test_n(aud) else []) + \
+        ([f"5 and 7 on robustness.json's {test_n(rob):,}"] if rob and test_n(rob) else []) + \
+        ([] if aud else ["AutoAttack and checks 1-4, 6 and 8 not run for this model at this profile"])
+    head = (f"Gradient-masking audit of {name}: {sum(c['passed'] is True for c in checks)} of {len(checks)} checks pass"
+            + (f", **{flagged} flagged**" if flagged else "") + (f", {undecided} inconclusive" if undecided else "")
+            + (f" ({'; '.join(where)})" if where else "") + ":")
+    word = {k: f"**{w}**" if k is False else w for k, w in OUTCOMES.items()}
+    return head, [f"{c['check']}. {c['title']}: {c['detail']}: {word[c['passed']]}" for c in checks]

@@ -1,0 +1,109 @@
+"""eval/stats.py against references: scipy's Wilson interval and normal quantile, numpy's sample std, and
+the textbook formulas of the binomial interval of a difference and of an average."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sp
+
+from eval.stats import (
+    NOISE_SIGMAS,
+    Z,
+    average_half_width,
+    difference_noise,
+    error_bar,
+    reaches,
+    seed_noise,
+    spread,
+    stats,
+    verdict,
+    wilson,
+)
+
+CASES = [(0, 20), (1, 20), (7, 8), (50, 100), (412, 500), (999, 1000), (1000, 1000), (3, 450), (1234, 2007)]
+
+
+def test_z_is_the_95_percent_normal_quantile():
+    assert Z == pytest.approx(sp.norm.ppf(0.975), abs=1e-3)
+
+
+@pytest.mark.parametrize("k,n", CASES)
+def test_wilson_matches_scipy(k, n):
+    ref = sp.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = wilson(100 * k / n, n)
+    # scipy uses the exact quantile 1.95996...; ours the customary 1.96: equal to a few thousandths of a point
+    assert lo == pytest.approx(100 * ref.low, abs=5e-3) and hi == pytest.approx(100 * ref.high, abs=5e-3)
+
+
+def test_wilson_interval_against_its_formula():
+    lo, hi = wilson(50.0, 100)
+    assert round(lo, 2) == 40.38 and round(hi, 2) == 59.62  # the textbook value for 50/100
+    lo, hi = wilson(100.0, 20)
+    assert hi == 100.0 and 83.0 < lo < 84.0
+
+
+@pytest.mark.parametrize("k,n", CASES)
+def test_error_bar_is_the_larger_half_of_the_interval(k, n):
+    acc = 100 * k / n
+    lo, hi = wilson(acc, n)
+    bar = error_bar(acc, n)
+    assert bar == pytest.approx(max(acc - lo, hi - acc))
+    assert acc - bar <= lo + 1e-9 and acc + bar >= hi - 1e-9  # the symmetric bar covers the whole interval
+    if acc > 50:  # the interval leans towards 50%: below the mean is the larger half
+        assert bar == pytest.approx(acc - lo)
+
+
+def test_error_bar_is_symmetric_about_50_percent_and_zero_without_n():
+    assert error_bar(80.0, 100) == pytest.approx(error_bar(20.0, 100))
+    assert error_bar(80.0, 100) > wilson(80.0, 100)[1] - 80.0  # the upper half alone would understate it
+    assert error_bar(70.0, None) == 0.0 and error_bar(70.0, 0) == 0.0
+
+
+def test_spread_is_the_seed_std_with_seeds_else_the_error_bar():
+    assert spread((70.0, 1.5, 3), 500) == 1.5
+    assert spread((70.0, float("nan"), 1), 500) == error_bar(70.0, 500)
+
+
+def test_stats_against_numpy():
+    values = [90.0, 92.5, 94.0, float("nan"), None]
+    mean, std, n = stats(values)
+    assert n == 3 and mean == pytest.approx(np.mean([90, 92.5, 94]))
+    assert std == pytest.approx(np.std([90, 92.5, 94], ddof=1))
+    assert math.isnan(stats([5.0])[1]) and stats([]) is None and stats([float("inf")]) is None
+
+
+def test_difference_noise_is_the_larger_of_the_binomial_interval_and_the_seed_spread():
+    a, b = (60.0, 1.0, 3), (50.0, 3.0, 3)
+    binomial = 100 * sp.norm.ppf(0.975) * math.sqrt(0.6 * 0.4 / 1000 + 0.5 * 0.5 / 400)
+    assert difference_noise(a, b, 1000, 400) == pytest.approx(binomial, rel=1e-3)
+    assert seed_noise(a, b) == pytest.approx(NOISE_SIGMAS * math.sqrt((1 + 9) / 2))
+    wide = ((60.0, 10.0, 3), (50.0, 10.0, 3))
+    assert difference_noise(*wide, 1000, 400) == pytest.approx(NOISE_SIGMAS * 10.0)  # the seeds dominate
+    assert seed_noise((60.0, float("nan"), 1), b) is None
+    assert difference_noise((60.0, float("nan"), 1), b, 1000, 400) == pytest.approx(binomial, rel=1e-3)
+
+
+def test_average_half_width_is_the_binomial_interval_of_a_mean():
+    accs, ns = [70.0, 40.0], [2000, 500]
+    var = (0.7 * 0.3 / 2000 + 0.4 * 0.6 / 500) / 4
+    assert average_half_width(accs, ns) == pytest.approx(100 * 1.96 * math.sqrt(var))
+
+
+def test_reaches_reads_the_lower_end_of_the_interval():
+    assert reaches(12.0, 50, 10.0) and not reaches(30.0, 500, 10.0)
+    assert reaches(1.0, 1000, 5.0) and not reaches(8.0, 1000, 5.0)
+
+
+def test_verdict_names_its_test_and_says_beyond_only_past_the_noise():
+    v = verdict((60.0, 1.0, 3), (50.0, 1.0, 3), 1000, 1000)
+    assert v.test == "binomial" and v.difference == pytest.approx(10.0) and v.beyond and v.above and not v.below
+    assert v.noise == pytest.approx(difference_noise((60.0, 1.0, 3), (50.0, 1.0, 3), 1000, 1000))
+    close = verdict((51.0, 1.0, 3), (50.0, 1.0, 3), 1000, 1000)
+    assert close.beyond is False and not close.above and not close.below
+    below = verdict((40.0, 1.0, 3), (50.0, 1.0, 3), 1000, 1000)
+    assert below.below and not below.above
+    seeds = verdict((60.0, 1.0, 3), (50.0, 1.0, 3))  # no test-set sizes: seed noise alone
+    assert seeds.test == "seeds" and seeds.noise == pytest.approx(NOISE_SIGMAS) and seeds.beyond
+    assert verdict((60.0, 1.0, 3), (59.0, 1.0, 3)).beyond is False
+    unknown = verdict((60.0, float("nan"), 1), (50.0, 1.0, 3))  # one seed and no sizes: the noise is unknown
+    assert unknown.test == "unknown" and unknown.beyond is None and unknown.noise is None and not unknown.above
