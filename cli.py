@@ -9,16 +9,44 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cli_options import (  # noqa: E402 (after the repository is on sys.path)
-    BatchOpt, CompileOpt, EpochsOpt, EvalOpt, EvalSizeOpt, EvalWandbOpt, Loss, LrOpt, Method, ModelOpt, NOpt,
-    Norm, OneLineErrors, Optimizer, ProfileName, ProfileOpt, RandomStartOpt, SectionName, STATE, Threat, TrainOnOpt,
-    ThreatOpt, _group, _plain, attack_options, data_options, emit, errors, given_options, run_options, verbose,
+    STATE,
+    BatchOpt,
+    CompileOpt,
+    EpochsOpt,
+    EvalOpt,
+    EvalSizeOpt,
+    EvalWandbOpt,
+    Loss,
+    LrOpt,
+    Method,
+    ModelOpt,
+    NOpt,
+    Norm,
+    OneLineErrors,
+    Optimizer,
+    ProfileName,
+    ProfileOpt,
+    RandomStartOpt,
+    SectionName,
+    Threat,
+    ThreatOpt,
+    TrainOnOpt,
+    _group,
+    _plain,
+    attack_options,
+    data_options,
+    emit,
+    errors,
+    given_options,
+    run_options,
+    verbose,
     version_text,
 )
 from experiments import PROFILES, SECTIONS  # noqa: E402 (after the repository is on sys.path)
@@ -83,20 +111,20 @@ def _train(ctx: typer.Context, command: str, options: dict, renamed: dict | None
 @_group(data_options, run_options)
 def train(
     ctx: typer.Context,
-    section: Annotated[Optional[SectionName], typer.Option("--section", "--preset", help="The report section to run (its settings come from experiments/sections.py); required unless --config gives a resolved one.")] = None,
+    section: Annotated[SectionName | None, typer.Option("--section", "--preset", help="The report section to run (its settings come from experiments/sections.py); required unless --config gives a resolved one.")] = None,
     profile: ProfileOpt = ProfileName.paper,
     epochs: EpochsOpt = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size (the study: 16 for Q1).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size (the study: 16 for Q1).")] = None,
     lr: LrOpt = None,
-    optimizer: Annotated[Optional[Optimizer], typer.Option(help="sgd (momentum 0.9) or adam.")] = None,
-    loss: Annotated[Optional[Loss], typer.Option(help="ce, smooth-ce (the study's label smoothing, s=0.1) or circle.")] = None,
-    norm: Annotated[Optional[Norm], typer.Option(help="batch, or none to remove every BatchNorm.")] = None,
-    pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet weights (torchvision IMAGENET1K_V1).")] = None,
-    weights: Annotated[Optional[Path], typer.Option(help="Load the ImageNet weights from this local state-dict file instead of downloading.")] = None,
-    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="The study's augmentation set (affine, jitter, perspective, crop).")] = None,
+    optimizer: Annotated[Optimizer | None, typer.Option(help="sgd (momentum 0.9) or adam.")] = None,
+    loss: Annotated[Loss | None, typer.Option(help="ce, smooth-ce (the study's label smoothing, s=0.1) or circle.")] = None,
+    norm: Annotated[Norm | None, typer.Option(help="batch, or none to remove every BatchNorm.")] = None,
+    pretrained: Annotated[bool | None, typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet weights (torchvision IMAGENET1K_V1).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Load the ImageNet weights from this local state-dict file instead of downloading.")] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="The study's augmentation set (affine, jitter, perspective, crop).")] = None,
     train_on: TrainOnOpt = None,
     eval_on: EvalOpt = None,
-    train_size: Annotated[Optional[int], typer.Option(help="Train on a stratified subset of this many images (default: the profile's).")] = None,
+    train_size: Annotated[int | None, typer.Option(help="Train on a stratified subset of this many images (default: the profile's).")] = None,
     eval_size: EvalSizeOpt = None,
     compile: CompileOpt = False,
     **options,
@@ -113,10 +141,10 @@ def train(
 @_group(data_options, run_options)
 def finetune_fc(
     ctx: typer.Context,
-    from_run: Annotated[Optional[Path], typer.Option(help="A finished run folder (with model.pt) to start from; required unless --config names it.")] = None,
+    from_run: Annotated[Path | None, typer.Option(help="A finished run folder (with model.pt) to start from; required unless --config names it.")] = None,
     section: Annotated[SectionName, typer.Option("--section", "--preset", help="Section giving the fine-tuning settings.")] = SectionName["q1-reverse-supervised"],
     train_on: TrainOnOpt = None,
-    samples: Annotated[Optional[int], typer.Option(help="Number of random training images (the study: 800).")] = None,
+    samples: Annotated[int | None, typer.Option(help="Number of random training images (the study: 800).")] = None,
     profile: ProfileOpt = ProfileName.paper,
     epochs: EpochsOpt = None,
     lr: LrOpt = None,
@@ -142,12 +170,12 @@ def attack(
     methods: Annotated[list[Method], typer.Option("--method", help="Attack; repeat for several. noise+fgsm is the study's (20 white pixels, then FGSM).")] = [Method.pgd],  # noqa: B006 (Typer reads the default; it is never mutated)
     threats: Annotated[list[Threat], typer.Option("--threat", help="white-box (crafted on this model), transfer (on --source) or black-box (output scores only: square, uniform); repeat for several.")] = [Threat["white-box"]],  # noqa: B006 (Typer reads the default; it is never mutated)
     random_start: RandomStartOpt = True,
-    eps_sweep: Annotated[Optional[str], typer.Option(help="Comma-separated eps values, e.g. '0,2/255,4/255,8/255': white-box robust accuracy of each --sweep-method at each, drawn as a curve (PGD's step scales with eps).")] = None,
+    eps_sweep: Annotated[str | None, typer.Option(help="Comma-separated eps values, e.g. '0,2/255,4/255,8/255': white-box robust accuracy of each --sweep-method at each, drawn as a curve (PGD's step scales with eps).")] = None,
     sweep_methods: Annotated[list[Method], typer.Option("--sweep-method", help="Attack swept over --eps-sweep; repeat for several (default: the first --method).")] = [],  # noqa: B006 (Typer reads the default; it is never mutated)
     audit: Annotated[bool, typer.Option("--audit/--no-audit", help="Add the gradient-masking audit on the same images: FGSM, PGD-10, PGD-50 with 5 restarts, Square alone, uniform noise (for a kNN model also PGD and Square on the kNN itself), determinism, input range and zero-gradient checks; each check passes or is flagged against the test-set noise.")] = False,
     square_queries: Annotated[int, typer.Option(help="The audit's Square attack: queries per image (AutoAttack's standard: 5000).")] = 5000,
     n: NOpt = None,
-    out: Annotated[Optional[Path], typer.Option(help="Results JSON; default <model>/robustness.json. The example grid and eps curve go beside it.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Results JSON; default <model>/robustness.json. The example grid and eps curve go beside it.")] = None,
     batch_size: BatchOpt = None,
     wandb: EvalWandbOpt = False,
     **options,
@@ -171,10 +199,10 @@ def knn_eval(
     ctx: typer.Context,
     model: ModelOpt = None,
     k: Annotated[int, typer.Option(help="Neighbours (scikit-learn KNeighborsClassifier semantics).")] = 3,
-    attack: Annotated[Optional[Method], typer.Option("--method", "--attack", help="Also report kNN accuracy under this attack.")] = None,
+    attack: Annotated[Method | None, typer.Option("--method", "--attack", help="Also report kNN accuracy under this attack.")] = None,
     threat: ThreatOpt = Threat["white-box"],
     n: NOpt = None,
-    out: Annotated[Optional[Path], typer.Option(help="Results JSON; default <model>/knn.json.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Results JSON; default <model>/knn.json.")] = None,
     batch_size: BatchOpt = None,
     wandb: EvalWandbOpt = False,
     **options,
@@ -200,7 +228,7 @@ def umap(
     attack: Annotated[Method, typer.Option("--method", "--attack", help="Attack whose features are placed into the clean map.")] = Method["noise+fgsm"],
     threat: ThreatOpt = Threat["white-box"],
     max_points: Annotated[int, typer.Option("--eval-size", "--max-points", help="Test images to embed (a stratified subset).")] = 2000,
-    out: Annotated[Optional[Path], typer.Option(help="Results JSON with the 2-d points; default <model>/umap.json (the PNG goes beside it).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Results JSON with the 2-d points; default <model>/umap.json (the PNG goes beside it).")] = None,
     wandb: EvalWandbOpt = False,
     **options,
 ):
@@ -222,7 +250,7 @@ def umap(
 def report(
     profile: ProfileOpt = ProfileName.paper,
     results: Annotated[Path, typer.Option(help="Results root holding <profile>/<section>/... folders.")] = Path("results"),
-    out: Annotated[Optional[Path], typer.Option(help="Markdown file to write; default results/<profile>/REPORT.md.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Markdown file to write; default results/<profile>/REPORT.md.")] = None,
     wandb: EvalWandbOpt = False,
     wandb_report: Annotated[bool, typer.Option(help="Also build a W&B Report (wandb-workspaces): one section per question with its tables and a panel grid over its runs; written as wandb-report.json beside REPORT.md.")] = False,
     publish: Annotated[bool, typer.Option(help="Publish that W&B Report to W&B (needs `wandb login` or WANDB_API_KEY).")] = False,

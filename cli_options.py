@@ -11,7 +11,7 @@ import traceback
 from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 import typer.core
@@ -22,6 +22,7 @@ from experiments import OPTIMIZERS, PROFILES, SECTIONS
 from loaders import DATASETS
 from losses import LOSSES
 from models import NORMS
+
 
 class OneLineErrors(typer.core.TyperGroup):
     """Usage errors that Typer and Click find themselves (a bad choice, a missing option) also come out as
@@ -84,10 +85,10 @@ def errors():
         if STATE["debug"]:
             traceback.print_exc(file=_stderr())
         _stderr().write(f"error: {err}\n")
-        raise typer.Exit(err.exit_code)
+        raise typer.Exit(err.exit_code) from None  # the one line is the message; --debug shows the traceback
     except KeyboardInterrupt:
         _stderr().write("interrupted\n")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as err:  # an unexpected failure: still one line, traceback on --debug
@@ -95,7 +96,7 @@ def errors():
             traceback.print_exc(file=_stderr())
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         _stderr().write(f"error: {type(err).__name__}: {first} (rerun with --debug for the traceback)\n")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
 def _stderr():
@@ -127,37 +128,37 @@ def given_options(ctx: typer.Context, options: dict, renamed: dict | None = None
 ProfileOpt = Annotated[ProfileName, typer.Option(help="Scale: paper (the study's), quick (CPU, ~30 min per question), smoke (CI), demo (embedded digits).")]
 DataRootOpt = Annotated[Path, typer.Option(help="Where datasets live (torchvision layout or <root>/<name>/{train,test}/<class>/).")]
 CacheDirOpt = Annotated[Path, typer.Option(help="Where decoded uint8 tensors are cached, so later runs start in seconds.")]
-OutOpt = Annotated[Optional[Path], typer.Option(help="Run folder to write; default results/<profile>/<section> (with --config: the stamp's run).")]
+OutOpt = Annotated[Path | None, typer.Option(help="Run folder to write; default results/<profile>/<section> (with --config: the stamp's run).")]
 SeedOpt = Annotated[int, typer.Option(help="Seeds python, numpy and torch; the same seed gives the same numbers.")]
-EpochsOpt = Annotated[Optional[int], typer.Option(help="Number of epochs (default: the section's, capped by the profile).")]
-LrOpt = Annotated[Optional[float], typer.Option(help="Learning rate.")]
-EvalOpt = Annotated[Optional[list[Dataset]], typer.Option("--eval", help="Test set to evaluate on each epoch; repeat for several. Replaces the section's test sets.")]
-EvalSizeOpt = Annotated[Optional[int], typer.Option(help="Evaluate on a stratified subset of this many test images (default: the profile's).")]
+EpochsOpt = Annotated[int | None, typer.Option(help="Number of epochs (default: the section's, capped by the profile).")]
+LrOpt = Annotated[float | None, typer.Option(help="Learning rate.")]
+EvalOpt = Annotated[list[Dataset] | None, typer.Option("--eval", help="Test set to evaluate on each epoch; repeat for several. Replaces the section's test sets.")]
+EvalSizeOpt = Annotated[int | None, typer.Option(help="Evaluate on a stratified subset of this many test images (default: the profile's).")]
 DownloadOpt = Annotated[bool, typer.Option(help="Download missing datasets through torchvision.")]
 WandbOpt = Annotated[bool, typer.Option(help="Log to Weights & Biases (offline unless WANDB_MODE=online).")]
 ResumeOpt = Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.pt (saved after every epoch).")]
 OverwriteOpt = Annotated[bool, typer.Option(help="Train again even if the run folder holds a finished metrics.json.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.")]
-PrecisionOpt = Annotated[Optional[Precision], typer.Option(help="auto: bf16 autocast on CUDA, fp32 elsewhere; bf16: autocast on any device, the CPU included (the GPU's code paths, testable without a GPU); fp32: none. Evaluations default to the run's own.")]
-ChannelsLastOpt = Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format for the model and batches (default: on CUDA only; evaluations: the run's own).", show_default=False)]
+PrecisionOpt = Annotated[Precision | None, typer.Option(help="auto: bf16 autocast on CUDA, fp32 elsewhere; bf16: autocast on any device, the CPU included (the GPU's code paths, testable without a GPU); fp32: none. Evaluations default to the run's own.")]
+ChannelsLastOpt = Annotated[bool | None, typer.Option("--channels-last/--no-channels-last", help="channels_last memory format for the model and batches (default: on CUDA only; evaluations: the run's own).", show_default=False)]
 DeterministicOpt = Annotated[bool, typer.Option(help="torch.use_deterministic_algorithms(True); slower, bit-reproducible.")]
 CompileOpt = Annotated[bool, typer.Option(help="torch.compile the training forward/backward (worth it on CUDA for long runs; the first epoch pays the compile time; off by default).")]
 # the evaluation commands
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="A finished run folder (metrics.json + model.pt); required unless --plan names it.")]
-PlanOpt = Annotated[Optional[Path], typer.Option("--plan", help="An evaluation stamp that make wrote (RUN/stamps/robustness.json, audit.json, knn.json, umap.json): the whole resolved evaluation (model, attacks, eps, sizes, source, seed). Options given on top replace its values.")]
+ModelOpt = Annotated[Path | None, typer.Option("--model", help="A finished run folder (metrics.json + model.pt); required unless --plan names it.")]
+PlanOpt = Annotated[Path | None, typer.Option("--plan", help="An evaluation stamp that make wrote (RUN/stamps/robustness.json, audit.json, knn.json, umap.json): the whole resolved evaluation (model, attacks, eps, sizes, source, seed). Options given on top replace its values.")]
 ThreatOpt = Annotated[Threat, typer.Option(help="white-box (crafted on this model), transfer (on --source) or black-box (from the output scores only, e.g. Square).")]
 EpsOpt = Annotated[str, typer.Option(help="L-inf radius on the [0,1] pixel scale, e.g. 8/255 or 0.03.")]
 AlphaOpt = Annotated[str, typer.Option(help="PGD step size on the [0,1] pixel scale, e.g. 2/255.")]
 StepsOpt = Annotated[int, typer.Option(help="PGD iterations.")]
 RandomStartOpt = Annotated[bool, typer.Option(help="PGD: start from a uniform random point in the eps ball.")]
 PixelsOpt = Annotated[int, typer.Option(help="noise: white pixels (1.0 in every channel) per image.")]
-SourceOpt = Annotated[Optional[str], typer.Option(help="Transfer source: 'pretrained' (ImageNet ResNet18 before fine-tuning, the study's) or a run folder. Default: pretrained if the run used ImageNet weights, else the run its section names as transfer source (q2-baseline), beside it.")]
-NOpt = Annotated[Optional[int], typer.Option("--eval-size", "--n", help="Evaluate on a stratified subset of this many test images (default: all of them).")]
-TrainOnOpt = Annotated[Optional[Dataset], typer.Option("--train-on", "--dataset", help="Training dataset (default: the section's).")]
+SourceOpt = Annotated[str | None, typer.Option(help="Transfer source: 'pretrained' (ImageNet ResNet18 before fine-tuning, the study's) or a run folder. Default: pretrained if the run used ImageNet weights, else the run its section names as transfer source (q2-baseline), beside it.")]
+NOpt = Annotated[int | None, typer.Option("--eval-size", "--n", help="Evaluate on a stratified subset of this many test images (default: all of them).")]
+TrainOnOpt = Annotated[Dataset | None, typer.Option("--train-on", "--dataset", help="Training dataset (default: the section's).")]
 EvalWandbOpt = Annotated[bool, typer.Option(help="Log to Weights & Biases (offline unless WANDB_MODE=online): summary, tables, figures.")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A resolved-config stamp that make wrote (RUN/stamps/metrics.json): the whole training config (section, profile, seed, sizes, ...), with --out defaulting to that run. Options given on top replace its values.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override any RunConfig field, key=value, repeatable (e.g. --set adv_prob=0.3 --set dropout=0.2 --set circle_m=0.4); checked against the field's type and recorded in the config.")]
-BatchOpt = Annotated[Optional[int], typer.Option(help="Evaluation batch size.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A resolved-config stamp that make wrote (RUN/stamps/metrics.json): the whole training config (section, profile, seed, sizes, ...), with --out defaulting to that run. Options given on top replace its values.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any RunConfig field, key=value, repeatable (e.g. --set adv_prob=0.3 --set dropout=0.2 --set circle_m=0.4); checked against the field's type and recorded in the config.")]
+BatchOpt = Annotated[int | None, typer.Option(help="Evaluation batch size.")]
 
 
 def _group(*functions):

@@ -252,7 +252,10 @@ def test_train_from_a_stamp_with_options_on_top(tmp_path):
     rules("demo", str(tmp_path / "results"), 0, [3], False, "unused-weights.pth")
     stamp = tmp_path / "results" / "demo" / "q1-baseline" / "seed-3" / "stamps" / "metrics.json"
     stamped = json.loads(stamp.read_text())["config"]
-    assert (stamped["seed"], stamped["train_size"], stamped["weights"]) == (3, 600, None)
+    from experiments import PROFILES
+
+    assert (stamped["seed"], stamped["train_size"], stamped["weights"]) == \
+        (3, PROFILES["demo"].scale["q1"]["train_size"], None)
     result = invoke("train", "--config", stamp, "--train-size", "64", "--eval-size", "40", "--epochs", "1",
                     "--lr", "0.0005", "--no-wandb", "--no-download")
     assert result.exit_code == 0, result.output
@@ -289,6 +292,12 @@ def test_attack_from_a_stamp_with_options_on_top(q2_run, tmp_path):
     assert {r["seed"] for r in report["results"]} == {2} and report["model"] == str(q2_run)
     wrong = invoke("knn-eval", "--plan", stamp)
     assert wrong.exit_code == 2 and "plans a attack evaluation, not knn" in wrong.output
+    knn = stamp.with_name("knn.json")
+    knn.write_text(stamps.evaluation(Evaluation(kind="knn", model=str(q2_run), out=str(tmp_path / "knn.json"), k=1)))
+    result = invoke("knn-eval", "--plan", knn, "--eval-size", "20")  # the stamp's k, not the option's default 3
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "knn.json").read_text())
+    assert report["k"] == 1 and report["test"]["n"] == 20 and report["results"] == []
     assert invoke("attack").exit_code == 2 and "give --model" in invoke("attack").output
 
 

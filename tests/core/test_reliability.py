@@ -45,8 +45,8 @@ def test_a_lock_left_by_a_dead_process_is_reported_and_taken_over(tmp_path, caps
 
 
 # a process that takes the lock, says so, and holds it until killed
-HOLD = ("import sys, time; sys.path.insert(0, {!r}); from core.io import exclusive\n"
-        "with exclusive(sys.argv[1], 'x'):\n    print('held', flush=True); time.sleep(600)".format(str(ROOT)))
+HOLD = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from core.io import exclusive\n"
+        "with exclusive(sys.argv[1], 'x'):\n    print('held', flush=True); time.sleep(600)")
 
 
 def test_files_respect_the_umask(tmp_path):
@@ -116,9 +116,9 @@ def test_a_run_folder_start_clears_its_own_interrupted_writes(tmp_path):
 def test_sigterm_stops_any_command_with_130_and_one_line(tmp_path):
     """SIGTERM outside the training loop (here during an evaluation) ends the command as Ctrl-C does."""
     script = (
-        "import sys, time; sys.argv = ['cli.py', 'report', '--profile', 'demo', '--results', {!r}];"
+        f"import sys, time; sys.argv = ['cli.py', 'report', '--profile', 'demo', '--results', {str(tmp_path)!r}];"
         "import report as r; r.write = lambda *a, **k: (print('ready', flush=True), time.sleep(60));"
-        "import cli; cli.app()".format(str(tmp_path)))
+        "import cli; cli.app()")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     assert proc.stdout.readline().strip() == "ready"
