@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from advertorch.attacks.iterative_projected_gradient import perturb_iterative
 from torch import nn
 
-from attacks.compat import advertorch
+from attacks.compat import advertorch  # the shim first: advertorch 0.2.3 imports zero_gradients, gone in torch 1.9
+
+perturb_iterative = advertorch.attacks.iterative_projected_gradient.perturb_iterative
 
 
 def _loss():

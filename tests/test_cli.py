@@ -307,12 +307,13 @@ def test_every_command_runs_under_cpu_bf16_autocast(tmp_path):
     CPU without bf16 units is 7-50x slower.)"""
     bf16 = ["--precision", "bf16", "--channels-last"]
     out = tmp_path / "q2-circle"
-    result = invoke("train", "--preset", "q2-circle", "--profile", "demo", "--no-pretrained", "--train-size", "48",
-                    "--eval-size", "16", "--set", "val_size=16", "--epochs", "1", "--no-wandb", *bf16, "--out", out)
+    result = invoke("train", "--preset", "q2-circle", "--profile", "demo", "--no-pretrained", "--train-size", "24",
+                    "--eval-size", "8", "--set", "val_size=8", "--set", "val_attack=none", "--epochs", "1", "--no-wandb",
+                    *bf16, "--out", out)
     assert result.exit_code == 0, result.output
-    for name, args in (("rob.json", ["attack", "--method", "fgsm", "--method", "pgd", "--steps", "2", "--eval-size", "8"]),
+    for name, args in (("rob.json", ["attack", "--method", "fgsm", "--method", "pgd", "--steps", "1", "--eval-size", "4"]),
                        ("knn.json", ["knn-eval", "--k", "3", "--attack", "noise+fgsm"]),
-                       ("u.json", ["umap", "--max-points", "20", "--no-wandb"])):
+                       ("u.json", ["umap", "--max-points", "12", "--no-wandb"])):
         result = invoke(*args, "--model", out, *bf16, "--out", out / name)
         assert result.exit_code == 0, result.output
         prov = json.loads((out / name).read_text())["provenance"]

@@ -51,6 +51,14 @@ def test_views_keep_shapes_dtype_device_and_variance_and_differ_per_batch():
     assert 0.2 < spread.item() < 5
 
 
+def test_views_under_cpu_bf16_autocast_keep_shapes_and_stay_finite():
+    rc = RandConv(views=3)
+    x = torch.rand(8, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        views = rc(x, torch.Generator().manual_seed(0))
+    assert views.shape == (24, 3, 32, 32) and torch.isfinite(views.float()).all()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA here")
 def test_runs_on_the_gpu():
     x = _images().cuda()
