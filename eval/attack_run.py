@@ -28,6 +28,7 @@ from eval.harness import attacked, bits, head, one_writer, provenance_of, setup,
 from eval.plan import Evaluation, audit_attacks
 from loaders.batches import Batches
 from loaders.registry import class_names
+from runs import layout
 
 
 def _key(spec) -> tuple:
@@ -146,7 +147,7 @@ def _examples(out: Path, report: dict, clean: dict, grids: list, cfg, target, fi
     save_torch(f"{stem}-examples.pt", examples)  # the grid's data, so the figure can be redrawn from a file
     if figures is None:
         return
-    folder = out.parent.parent if out.parent.name.startswith("seed-") else out.parent
+    folder = out.parent.parent if layout.seed_of(out.parent) is not None else out.parent
     section = folder.name if folder.name != report["preset"] else report["preset"]
     model = "" if section == report["preset"] else f" (the {report['preset']} model)"
     figures.example_grid(examples, f"{stem}-examples.png", class_names(cfg.eval_on[0]),

@@ -23,11 +23,9 @@ from core.errors import TrustlabError
 from experiments.matrix import runs
 from experiments.profiles import PROFILES
 from experiments.sections import QUESTIONS, SECTIONS
+from loaders.registry import sizes  # (train, test) images of each dataset's official splits
 from runs import layout
 
-# Train / test split sizes of the datasets (what a run uses when the profile sets no subset).
-SIZES = {"svhn": (73_257, 26_032), "mnist": (60_000, 10_000), "cifar10": (50_000, 10_000), "usps": (7_291, 2_007),
-         "mnistm": (59_001, 9_001), "syn": (479_400, 9_553), "digits": (1_347, 450), "digits-inverted": (1_347, 450)}
 MB = {"resnet18": 44.8, "digitnet": 17.6}
 # Cost per image relative to ResNet18 at 32 px, measured side by side on this repository's 2-core CPU
 # (dg-erm-digitnet: 10,000 images in ~25 s; dg-erm-resnet18 with augmentation: 5,000 in ~33 s).
@@ -70,10 +68,10 @@ def rows(profile: str, names: list[str], results: str = "results", seeds=(), pre
             continue
         for run in planned:
             cfg = run.config
-            full_train, _ = SIZES.get(cfg.train_on, (0, 0))
+            full_train, _ = sizes(cfg.train_on)
             # the validation split comes out of the full train split first, then the subset is drawn
             train = cfg.finetune_samples or min(cfg.train_size or full_train, full_train - cfg.val_size)
-            evals = cfg.val_size + sum(min(cfg.eval_size or SIZES.get(d, (0, 0))[1], SIZES.get(d, (0, 0))[1])
+            evals = cfg.val_size + sum(min(cfg.eval_size or sizes(d)[1], sizes(d)[1])
                                        for d in cfg.eval_on)
             cost = train * (cfg.randconv_views if cfg.randconv else 1) * ARCH_COST.get(cfg.arch, 1.0)
             if cfg.loss == "trades":  # the KL steps, then one forward-backward of clean and adversarial
