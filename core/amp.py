@@ -31,14 +31,13 @@ def autocast(device: torch.device, precision: str = "auto"):
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
 def fp32():
     """Autocast off on every device: numerically sensitive code (kNN distances, the Circle loss's cosine
     similarities with gamma = 80, statistics) runs in fp32 whatever the run's precision, even when called
     inside a bf16 autocast region."""
-    stack = contextlib.ExitStack()
-    for device_type in ("cpu", "cuda"):
-        stack.enter_context(torch.autocast(device_type, enabled=False))
-    return stack
+    with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+        yield
 
 
 def memory_format(device: torch.device, channels_last: bool | None = None):
