@@ -28,18 +28,19 @@ class OneLineErrors(typer.core.TyperGroup):
     """Usage errors that Typer and Click find themselves (a bad choice, a missing option) also come out as
     one line, `error: ...` on stderr with exit 2, instead of a multi-line box."""
 
-    def main(self, *args, standalone_mode: bool = True, **kwargs):
+    def main(self, args=None, *rest, standalone_mode: bool = True, **kwargs):
         previous = _term_is_interrupt()
+        wants_json = "--json" in (sys.argv[1:] if args is None else list(args))
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(args, *rest, standalone_mode=False, **kwargs)
         except typer.TyperException as err:  # the public base of Typer's (vendored) Click usage errors
             if type(err).__name__ == "NoArgsIsHelpError":  # no arguments at all: the help (not public by itself)
                 err.show()
             else:
-                typer.echo(f"error: {err.format_message().replace('Value error, ', '')} (see --help)", err=True)
+                _fail(f"error: {err.format_message().replace('Value error, ', '')} (see --help)", err.exit_code, wants_json)
             code = err.exit_code
         except typer.Abort:
-            typer.echo("interrupted", err=True)
+            _fail("interrupted", 130, wants_json)
             code = 130
         finally:
             if previous is not None:
@@ -84,10 +85,10 @@ def errors():
     except TrustlabError as err:
         if STATE["debug"]:
             traceback.print_exc(file=_stderr())
-        _stderr().write(f"error: {err}\n")
+        _fail(f"error: {err}", err.exit_code)
         raise typer.Exit(err.exit_code) from None  # the one line is the message; --debug shows the traceback
     except KeyboardInterrupt:
-        _stderr().write("interrupted\n")
+        _fail("interrupted", 130)
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
@@ -95,8 +96,18 @@ def errors():
         if STATE["debug"]:
             traceback.print_exc(file=_stderr())
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        _stderr().write(f"error: {type(err).__name__}: {first} (rerun with --debug for the traceback)\n")
+        _fail(f"error: {type(err).__name__}: {first} (rerun with --debug for the traceback)", 1)
         raise typer.Exit(1) from None
+
+
+def _fail(line: str, code: int, json_out: bool | None = None) -> None:
+    """A failure's one line on stderr; with --json, also {"error": ..., "exit_code": ...} on stdout, so a script
+    reading stdout sees why there is no summary."""
+    _stderr().write(line + "\n")
+    if STATE.get("json") if json_out is None else json_out:
+        out = STATE.get("stdout") or sys.stdout
+        out.write(json.dumps({"error": line.removeprefix("error: "), "exit_code": code}) + "\n")
+        out.flush()
 
 
 def _stderr():
@@ -139,7 +150,7 @@ WandbOpt = Annotated[bool, typer.Option(help="Log to Weights & Biases (offline u
 ResumeOpt = Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.pt (saved after every epoch).")]
 OverwriteOpt = Annotated[bool, typer.Option(help="Train again even if the run folder holds a finished metrics.json.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.")]
-PrecisionOpt = Annotated[Precision | None, typer.Option(help="auto: bf16 autocast on CUDA, fp32 elsewhere; bf16: autocast on any device, the CPU included (the GPU's code paths, testable without a GPU); fp32: none. Evaluations default to the run's own.")]
+PrecisionOpt = Annotated[Precision | None, typer.Option(help="auto: bf16 autocast on CUDA, fp32 elsewhere; bf16: autocast on any device, the CPU included (the GPU's code paths, testable without a GPU); fp32: none. Training defaults to auto; evaluations (attacks, kNN, UMAP) default to fp32 on every device, as RobustBench evaluates.")]
 ChannelsLastOpt = Annotated[bool | None, typer.Option("--channels-last/--no-channels-last", help="channels_last memory format for the model and batches (default: on CUDA only; evaluations: the run's own).", show_default=False)]
 DeterministicOpt = Annotated[bool, typer.Option(help="torch.use_deterministic_algorithms(True); slower, bit-reproducible.")]
 CompileOpt = Annotated[bool, typer.Option(help="torch.compile the training forward/backward (worth it on CUDA for long runs; the first epoch pays the compile time; off by default).")]

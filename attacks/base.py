@@ -75,7 +75,10 @@ class AttackSpec:
         d = asdict(self)
         d["eps_label"] = eps_label(self.eps)
         d["threat_model"] = d.pop("threat")
-        if "pgd" not in self.method and self.method != "autoattack":
+        if self.method.startswith("autoattack"):  # its own iterations: 100 (standard), 10 (torchattacks')
+            d["steps"] = 100 if self.method == "autoattack" else 10
+            d.pop("alpha"), d.pop("random_start")
+        elif "pgd" not in self.method:
             d["steps"] = 1 if "fgsm" in self.method else 0
             d.pop("alpha"), d.pop("random_start")
         if "noise" not in self.method:
@@ -91,7 +94,8 @@ class AttackSpec:
     @property
     def label(self) -> str:
         """A human name: 'PGD-50 x5 restarts', 'Square (1,000 queries)', 'FGSM', 'noise+FGSM'."""
-        name = {"pgd": "PGD", "fgsm": "FGSM", "autoattack": "AutoAttack", "square": "Square", "uniform": "uniform noise",
+        name = {"pgd": "PGD", "fgsm": "FGSM", "autoattack": "AutoAttack, standard", "square": "Square",
+                "autoattack-torchattacks": "AutoAttack (torchattacks 3.5.1: 10-step APGD and FAB)", "uniform": "uniform noise",
                 "noise": "white pixels", "noise+fgsm": "noise+FGSM", "noise+pgd": "noise+PGD"}.get(self.method, self.method)
         if "pgd" in self.method:
             name += f"-{self.steps}" + (f" x{self.restarts} restarts" if self.restarts > 1 else "")

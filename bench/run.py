@@ -230,10 +230,11 @@ def _robust_model(run: str, device, data_root: str = "data", cache_dir: str = "d
 
 
 def bench_autoattack(model, images=None, *, device, repeats: int, n: int = 16) -> dict:
-    """Our AutoAttack (the registry's, as `cli.py attack --method autoattack` runs it) against torchattacks'
-    AutoAttack called directly on the same model and images: time, and the robust accuracy of each. The labels
-    are the model's own predictions, so every image starts correct and all four attacks have work to do."""
-    import torchattacks
+    """Our AutoAttack (the registry's, as `cli.py attack --method autoattack` runs it: pyautoattack's standard
+    version, one call per attack to record the breakdown) against pyautoattack's AutoAttack called directly on the
+    same model and images: time, and the robust accuracy of each. The labels are the model's own predictions, so
+    every image starts correct and all four attacks have work to do."""
+    from pyautoattack import AutoAttack
 
     from attacks import AttackSpec, run_attack
 
@@ -242,14 +243,14 @@ def bench_autoattack(model, images=None, *, device, repeats: int, n: int = 16) -
         y = model(x).argmax(1)
     spec = AttackSpec("autoattack", eps=8 / 255, seed=0)
     ours = lambda: run_attack(spec, model, x, y)
-    direct = lambda: torchattacks.AutoAttack(model, norm="Linf", eps=8 / 255, version="standard", n_classes=10,
-                                             seed=0)(x, y)
+    direct = lambda: AutoAttack(model, norm="Linf", eps=8 / 255, version="standard", seed=0,
+                                device=x.device).run_standard_evaluation(x, y, batch_size=n)[0]
     t_ours, t_direct = side_by_side([ours, direct], repeats, device)
     with torch.no_grad():
         acc = [100.0 * (model(f()).argmax(1) == y).float().mean().item() for f in (ours, direct)]
     return dict(row="autoattack_vs_direct", batch=n, ours_s=t_ours, reference_s=t_direct, ratio=t_ours / t_direct,
                 ours_robust_acc=acc[0], direct_robust_acc=acc[1], identical_accuracy=acc[0] == acc[1],
-                note=f"seconds for {n} images; reference = torchattacks.AutoAttack called directly")
+                note=f"seconds for {n} images; reference = pyautoattack.AutoAttack called directly")
 
 
 # ---------------------------------------------------------------- 4: kNN

@@ -10,6 +10,7 @@ code change alters what a run computes, so Make reruns exactly the runs it affec
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -37,7 +38,9 @@ class RunConfig:
     eval_size: int | None = None    # stratified subset of each test split; None = all of it
     val_size: int = 0               # held out of train by random_split (Q2: 10,000 of 50,000)
     data_seed: int = 0              # fixes the subsets and splits, so every section sees the same data
-    image_size: int | None = None   # resize on the device to this many pixels; None = native size
+    image_size: int | None = None   # resize the batches on the device to this many pixels; None = native size
+    # resize inside the model (a layer, like the normalisation): the threat model stays at the batches' pixels
+    model_input_size: int | None = None
     augment: bool = False           # the study's augmentation set (loaders/augment.py)
     stand_ins: dict = field(default_factory=dict)  # study dataset -> the dataset standing in for it (demo)
     randconv: bool = False          # RandConv (Xu et al. 2021), "mix" variant, on every training batch
@@ -99,12 +102,26 @@ class RunConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("train_size", "eval_size", "finetune_samples", "image_size"):
+        for name in ("train_size", "eval_size", "finetune_samples", "image_size", "model_input_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"{name.replace('_', '-')} must be at least 1, got {value}")
+        for f in dataclasses.fields(self):  # every number finite (a NaN passes every comparison below)
+            value = getattr(self, f.name)
+            for v in value if isinstance(value, tuple) else (value,):
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise UsageError(f"{f.name.replace('_', '-')} must be a finite number, got {v}")
         if not self.lr > 0:
             raise UsageError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise UsageError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not 0 < self.lr_gamma <= 1:
+            raise UsageError(f"lr-gamma must be in (0, 1], got {self.lr_gamma}")
+        if self.circle_gamma <= 0 or not 0 <= self.circle_m < 1 or self.trades_beta < 0:
+            raise UsageError("circle-gamma must be positive, circle-m in [0, 1) and trades-beta at least 0, got "
+                             f"{self.circle_gamma}, {self.circle_m} and {self.trades_beta}")
+        if not 0 < self.attack_alpha < 1:
+            raise UsageError(f"attack-alpha must be in (0, 1) on the pixel scale, got {self.attack_alpha}")
         if not 0 <= self.smoothing < 1:
             raise UsageError(f"smoothing must be in [0, 1), got {self.smoothing}")
         if not 0 <= self.dropout < 1:

@@ -20,7 +20,7 @@ def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int =
     from attacks.registry import run_attack
 
     right, bounds = [], []  # per image: correct or not; per batch: the perturbation's size and pixel range
-    kept = {}
+    kept, logs = {}, []      # logs: what the attack recorded per batch (AutoAttack: robust flags after each attack)
     label = "clean" if attack is None else f"{getattr(attack, 'label', attack.method)} ({attack.threat})"
     # a progress bar on a terminal only (never in logs); the callers print a one-line summary
     bar = tqdm(batches.epoch(), total=len(batches), desc=label, leave=False, disable=not sys.stderr.isatty())
@@ -33,7 +33,9 @@ def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int =
         with batches.autocast():  # the run's precision (auto: bf16 on CUDA, fp32 on CPU)
             if attack is not None:
                 g = torch.Generator(device=x.device).manual_seed(seed * 1_000_003 + i)
-                x_adv = run_attack(attack, crafted_on, x, y, generator=g, predict=classifier.predict).float()
+                log: list = []
+                x_adv = run_attack(attack, crafted_on, x, y, generator=g, predict=classifier.predict, log=log).float()
+                logs += log
                 bounds.append(torch.stack([(x_adv - x).abs().amax(), x_adv.amin(), x_adv.amax()]))
                 x = x_adv
             pred = classifier.predict(x)
@@ -42,9 +44,13 @@ def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int =
             pick = _spread(y.tolist(), keep)
             kept = {"images": x[pick].cpu(), "labels": y[pick].cpu(), "preds": pred[pick].cpu()}
     correct = torch.cat(right).cpu() if right else torch.zeros(0, dtype=torch.bool)
+    shape = list(x.shape[-2:]) if right else None  # the pixels the images (and any attack's eps ball) live in
     n = max(len(correct), 1)
-    out = {"acc": 100.0 * correct.sum().item() / n, "n": len(correct), "correct": correct,
+    out = {"acc": 100.0 * correct.sum().item() / n, "n": len(correct), "correct": correct, "pixels": shape,
            **({"examples": kept} if keep else {})}
+    if logs and len(logs) == len(right):  # AutoAttack's breakdown over the whole test subset, in its order
+        out["after"] = {name: torch.cat([entry["after"][name] for entry in logs]).cpu() for name in logs[0]["after"]}
+        out["warnings"] = sorted({w for entry in logs for w in entry["warnings"]})
     if bounds:  # what the attack produced, for the audit: within eps of the input, inside [0,1]
         b = torch.stack(bounds).float().cpu()
         out.update(max_perturbation=b[:, 0].max().item(), min_pixel=b[:, 1].min().item(), max_pixel=b[:, 2].max().item())

@@ -8,7 +8,7 @@ the noise, as eval/stats.py's one `verdict` judges it.
 """
 from __future__ import annotations
 
-from eval.stats import reaches, stats, verdict
+from eval.stats import paired_verdict, reaches, stats, verdict
 
 LARGE_EPS = 64 / 255   # at this radius every honest model should be near 0
 NEAR_ZERO = 5.0        # "about 0": the 95% interval's lower end is at most this many points
@@ -40,7 +40,19 @@ def robust(results: list[dict], method: str, threat: str = "white-box", steps: i
 
 
 def worst(results: list[dict]) -> tuple[tuple, str] | None:
-    """(stats, attack label) of the lowest mean robust accuracy over every attack the results hold."""
+    """(stats over seeds, label) of the worst case. AutoAttack's convention: an image counts as robust only if
+    no attack broke it, so with every row's per-image record the worst case is per image over every attack
+    ("any attack, per image"); without the records, the lowest mean robust accuracy of one attack (its label)."""
+    per_seed = []
+    for r in results:
+        records = [row.get("correct") for row in r.get("results", [])]
+        if not records or not all(records) or len({len(b) for b in records}) != 1:
+            per_seed = None
+            break
+        per_seed.append(100 * sum(all(b[i] == "1" for b in records) for i in range(len(records[0])))
+                        / len(records[0]))
+    if per_seed:
+        return stats(per_seed), "any attack, per image"
     keys = {(row["method"], row["threat_model"], row.get("steps"), row.get("restarts", 1), row.get("via", "logits")):
             row.get("label", row["method"]) for r in results for row in r.get("results", [])}
     found = [(robust(results, *key), label) for key, label in keys.items()]
@@ -87,16 +99,23 @@ def _acc(results: list[dict], key: dict):
                   key.get("via", "logits"))
 
 
-def _compare(results: list[dict], a: dict, b: dict, n: int):
-    """The verdict on accuracy under a minus under b, both on the same n images (eval/stats.py). Attacks on the
-    same images are correlated, so this unpaired test is conservative: a flag is a real gap; the per-image
-    records (disagreements) say how many images a gap rests on."""
+def compare(results: list[dict], a: dict, b: dict, n: int):
+    """The verdict on accuracy under a minus under b, both on the same n images: the exact McNemar test on the
+    per-image records when every seed stored both (eval/stats.paired_verdict), else the unpaired binomial rule
+    (eval/stats.verdict), which is conservative for two attacks on the same images."""
+    pairs = [(_bits(r, a), _bits(r, b)) for r in results]
+    paired = paired_verdict(pairs) if pairs else None
+    if paired is not None:
+        # the mean accuracies stand as the difference (equal to the records' unless a seed lacks a row)
+        return paired
     return verdict(_acc(results, a), _acc(results, b), n, n)
 
 
-def _noise_text(results: list[dict], a: dict, b: dict, noise: float) -> str:
+def _noise_text(results: list[dict], a: dict, b: dict, v) -> str:
+    """How the comparison was judged, in words: the test, its p-value or noise, and how many images differ."""
     k = disagreements(results, a, b)
-    return f"noise ±{noise:.2f}" + (f"; the two differ on {k} image(s)" if k is not None else "")
+    differ = f"; the two differ on {k} image(s)" if k is not None else ""
+    return v.said() + differ
 
 
 FGSM, PGD10 = {"method": "fgsm"}, {"method": "pgd", "steps": 10}
@@ -124,45 +143,45 @@ def audit_checks(audit: list[dict]) -> list[dict]:
                           "so the attack comparisons below cannot show anything"))
     acc = lambda key: _acc(audit, key)[0]
     if have(FGSM) and have(PGD10):
-        v = _compare(audit, PGD10, FGSM, n)
+        v = compare(audit, PGD10, FGSM, n)
         out.append(_check(1, "iterative not weaker than single-step", not v.above,
                           f"PGD-10 {acc(PGD10):.2f}% vs FGSM {acc(FGSM):.2f}% "
-                          f"({_noise_text(audit, PGD10, FGSM, v.noise)})"))
+                          f"({_noise_text(audit, PGD10, FGSM, v)})"))
     pgd50 = GRADIENT[2][0]
     if have(PGD10) and have(pgd50):
-        v = _compare(audit, PGD10, pgd50, n)
+        v = compare(audit, PGD10, pgd50, n)
         out.append(_check(2, "PGD-10 has converged", not v.above,
                           f"PGD-50 x5 restarts {acc(pgd50):.2f}% vs PGD-10 {acc(PGD10):.2f}% "
-                          f"({_noise_text(audit, PGD10, pgd50, v.noise)})"))
+                          f"({_noise_text(audit, PGD10, pgd50, v)})"))
     if have(PGD10) and have(AUTO):
-        v = _compare(audit, PGD10, AUTO, n)
+        v = compare(audit, PGD10, AUTO, n)
         why = ("; quote AutoAttack" if v.above else
                "; AutoAttack weaker than PGD-10: its success test is not the model's own rule (a surrogate), or a bug"
                if v.below else "")
         out.append(_check(3, "AutoAttack not far below PGD-10, and not weaker", not v.beyond,
                           f"AutoAttack {acc(AUTO):.2f}% vs PGD-10 {acc(PGD10):.2f}% "
-                          f"({_noise_text(audit, PGD10, AUTO, v.noise)}){why}"))
+                          f"({_noise_text(audit, PGD10, AUTO, v)}){why}"))
     gradient = [(k, label) for k, label in GRADIENT if have(k)]
     squares = [(k, label) for k, label in SCORE if have(k)]
     if gradient and squares:
         (g, g_label), (q, q_label) = min(gradient, key=lambda t: acc(t[0])), min(squares, key=lambda t: acc(t[0]))
-        v = _compare(audit, g, q, n)
+        v = compare(audit, g, q, n)
         out.append(_check(4, "black-box not stronger than white-box", not v.above,
                           f"{q_label} {acc(q):.2f}% vs the best gradient attack ({g_label}) {acc(g):.2f}% "
-                          f"({_noise_text(audit, g, q, v.noise)})" + ("; the gradients are masked" if v.above else "")))
+                          f"({_noise_text(audit, g, q, v)})" + ("; the gradients are masked" if v.above else "")))
     if have(UNIFORM) and have(PGD10):
-        v = _compare(audit, UNIFORM, PGD10, n)
+        v = compare(audit, UNIFORM, PGD10, n)
         if v.above:
             ok = True
         elif v.below:
             ok = False  # noise is the stronger "attack"
         else:  # undecided, unless the attack does nothing measurable at all (then it is the masking sign), on
             # enough images to tell (a noise under DECISIVE points)
-            drop = _compare(audit, CLEAN, PGD10, n) if clean else None
+            drop = compare(audit, CLEAN, PGD10, n) if clean else None
             ok = False if drop is not None and not drop.above and v.noise < DECISIVE else None
         out.append(_check(6, "random noise far weaker than the attack", ok,
                           f"uniform noise {acc(UNIFORM):.2f}% vs PGD-10 {acc(PGD10):.2f}% "
-                          f"({_noise_text(audit, UNIFORM, PGD10, v.noise)})"
+                          f"({_noise_text(audit, UNIFORM, PGD10, v)})"
                           + ("; PGD-10 lowers accuracy no more than noise does" if ok is False else "")))
     sanity = [a["sanity"] for a in audit if a.get("sanity")]
     if sanity:
@@ -218,7 +237,7 @@ def sweep_checks(robustness: list[dict]) -> list[dict]:
         if t and w:
             v = transfer_verdict(robustness, method, n)
             out.append(_check(7, f"transfer {method.upper()} not stronger than white-box", not v.below,
-                              f"transfer {t[0]:.2f}% vs white-box {w[0]:.2f}% (noise ±{v.noise:.2f})"))
+                              f"transfer {t[0]:.2f}% vs white-box {w[0]:.2f}% ({v.said()})"))
     return out
 
 
@@ -226,4 +245,4 @@ def transfer_verdict(robustness: list[dict], method: str, n: int):
     """Check 7's comparison: transfer minus white-box robust accuracy under `method`, on the same n images. Below
     the noise, transfer is the stronger attack (check 7 flags it); above, the transfer number overstates the
     model's robustness (the report says to quote the white-box one)."""
-    return _compare(robustness, {"method": method, "threat": "transfer"}, {"method": method}, n)
+    return compare(robustness, {"method": method, "threat": "transfer"}, {"method": method}, n)

@@ -37,7 +37,9 @@ def setup(ev: Evaluation):
         if ev.n < 1:
             raise UsageError(f"n must be at least 1, got {ev.n}")
         test = stratified_subset(test, ev.n, cfg.data_seed)
-    cfg.precision = ev.precision or cfg.precision  # the run's own, unless the evaluation says otherwise
+    # evaluations (attacks included) in fp32 on every device, as RobustBench evaluates, unless the user asks for
+    # another precision (--precision bf16 applies to the attacks too; provenance records it)
+    cfg.precision = ev.precision or "fp32"
     cfg.channels_last = cfg.channels_last if ev.channels_last is None else ev.channels_last
     model = model.to(device, memory_format=memory_format(device, cfg.channels_last))
     size, bs = cfg.image_size, ev.batch_size or cfg.eval_batch_size
@@ -79,7 +81,14 @@ def attacked(clf, test, spec, source, keep: int = 0) -> tuple[dict, dict]:
     row = {**spec.describe(), "label": spec.label, "source": source[1] if transfer else "the model itself",
            "through": "the source model's logits" if transfer else through, "robust_acc": res["acc"], "n": res["n"],
            "correct": bits(res["correct"]),  # per test image, in order: for paired comparisons of attacks
+           "threat_pixels": "x".join(map(str, res["pixels"])) if res.get("pixels") else None,  # the eps ball's
            **{k: res[k] for k in ("max_perturbation", "min_pixel", "max_pixel") if k in res}}
+    if "after" in res:  # AutoAttack: robust accuracy after each of its attacks (cumulative), and its own warnings
+        from attacks.autoattack import NAMES
+
+        row["breakdown"] = [{"attack": NAMES.get(name, name), "robust_acc": 100.0 * flags.float().mean().item(),
+                             "correct": bits(flags)} for name, flags in res["after"].items()]
+        row["warnings"] = res["warnings"]
     return row, res
 
 

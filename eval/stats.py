@@ -85,12 +85,20 @@ def difference_noise(a, b, n_a: int, n_b: int) -> float:
 @dataclass(frozen=True)
 class Verdict:
     """Whether a − b is beyond the noise. test: the rule that judged it ("binomial": difference_noise on both
-    test-set sizes; "seeds": seed_noise alone, the sizes unknown; "unknown": neither, one seed and no sizes);
-    difference and noise in points; beyond None when the noise is unknown."""
+    test-set sizes; "seeds": seed_noise alone, the sizes unknown; "McNemar": the exact paired test on per-image
+    records; "unknown": neither, one seed and no sizes); difference and noise in points; beyond None when the
+    noise is unknown; p the paired test's two-sided p-value (None for the other rules)."""
     test: str
     difference: float
     noise: float | None
     beyond: bool | None
+    p: float | None = None
+
+    def said(self) -> str:
+        """The judgement's basis in words: "McNemar p = 0.031" or "binomial noise ±5.20"."""
+        if self.p is not None:
+            return f"{self.test} p = {self.p:.2g}"
+        return f"{self.test} noise ±{self.noise:.2f}" if self.noise is not None else "noise unknown"
 
     @property
     def above(self) -> bool:
@@ -114,3 +122,58 @@ def verdict(a, b, n_a: int | None = None, n_b: int | None = None) -> Verdict:
     if noise is None:
         return Verdict("unknown", difference, None, None)
     return Verdict(test, difference, noise, abs(difference) > noise)
+
+
+ALPHA = 0.05  # a paired test calls a difference beyond the noise when its two-sided p-value is below this
+
+
+def mcnemar_p(b: int, c: int) -> float:
+    """The exact two-sided McNemar p-value: of the b + c images on which two classifications disagree, b went
+    one way and c the other; under "no difference" each disagreement goes either way with probability 1/2
+    (scipy.stats.binomtest(b, b + c).pvalue, here without scipy). 1.0 without disagreements."""
+    n, k = b + c, min(b, c)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired_verdict(pairs: list[tuple[str, str]]) -> Verdict | None:
+    """Is accuracy under a minus under b beyond the noise, from per-image records of the SAME images ("1" correct,
+    "0" not, one pair of strings per seed)? The exact McNemar test on the disagreements pooled over seeds (each
+    a fair coin under "no difference", so the pool is exact too). noise: the smallest difference (in points) that
+    this many images could call at ALPHA with every disagreement going one way. None if a record is missing or
+    the two records of a seed differ in length."""
+    b = c = total = 0
+    for x, y in pairs:
+        if not x or not y or len(x) != len(y):
+            return None
+        b += sum(p == "1" and q == "0" for p, q in zip(x, y))  # a right where b is wrong
+        c += sum(p == "0" and q == "1" for p, q in zip(x, y))
+        total += len(x)
+    if not total:
+        return None
+    p = mcnemar_p(b, c)
+    smallest = next((k for k in range(1, total + 1) if mcnemar_p(k, 0) < ALPHA), None)
+    noise = 100 * (smallest - 1) / total if smallest else float("inf")
+    return Verdict("McNemar", 100 * (b - c) / total, noise, p < ALPHA, p)
+
+
+def welch_verdict(a: list[float], b: list[float]) -> Verdict:
+    """Two groups of per-seed accuracies (no per-image records): Welch's t test, its two-sided 95% quantile from the
+    t distribution with the Welch-Satterthwaite degrees of freedom (so the bar shrinks as seeds are added).
+    noise: the half-width of the difference's 95% interval. Unknown with fewer than two seeds on a side."""
+    a = [v for v in a if math.isfinite(v)]
+    b = [v for v in b if math.isfinite(v)]
+    difference = (sum(a) / len(a) - sum(b) / len(b)) if a and b else float("nan")
+    if len(a) < 2 or len(b) < 2:
+        return Verdict("unknown", difference, None, None)
+    from scipy.stats import t as student
+
+    va, vb = stats(a)[1] ** 2 / len(a), stats(b)[1] ** 2 / len(b)
+    if va + vb == 0:
+        return Verdict("Welch t", difference, 0.0, difference != 0, 0.0 if difference else 1.0)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    se = math.sqrt(va + vb)
+    p = 2 * student.sf(abs(difference) / se, df)
+    return Verdict("Welch t", difference, student.ppf(1 - ALPHA / 2, df) * se, p < ALPHA, float(p))

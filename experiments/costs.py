@@ -83,7 +83,7 @@ def rows(profile: str, names: list[str], results: str = "results", seeds=(), pre
             if bench:
                 small, large, at224, _ = bench
                 rate = small if cfg.batch_size <= 32 else large
-                px = cfg.image_size or 32
+                px = cfg.model_input_size or cfg.image_size or 32
                 rate = at224 if px == 224 and at224 else rate * (32 / px) ** 2
                 seconds = cost * cfg.epochs / rate
             arch_mb = MB.get(cfg.arch, 44.8)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Only these RunConfig fields may differ between profiles: scale, never method.
-SCALE_FIELDS = ("train_size", "eval_size", "val_size", "epochs", "image_size", "finetune_samples")
+SCALE_FIELDS = ("train_size", "eval_size", "val_size", "epochs", "image_size", "model_input_size", "finetune_samples")
 
 
 @dataclass(frozen=True)
@@ -18,10 +18,13 @@ class Profile:
     umap_points: int = 10_000                        # test images embedded by UMAP (stratified)
     curve_samples: tuple[int, ...] = (100, 200, 400, 800, 1600, 3200)  # fc fine-tuning curve points
     autoattack_points: int = 1000                    # AutoAttack's fixed stratified test subset (RobustBench: 1,000);
-    # on 2 CPU cores AutoAttack takes ~4 s per image of a robust demo model, so demo and smoke use a handful
+    # the standard AutoAttack runs ~7,000 forward passes (APGD-CE 100, APGD-T and FAB-T 9 x 100, Square 5,000) on
+    # the images still robust: on 2 CPU cores 1.5-3 minutes per robust model whatever the (small) subset
     square_queries: int = 5000                       # the audit's Square, run alone (AutoAttack's standard: 5,000)
-    # the sections whose models get AutoAttack and the gradient-masking audit (None: every Q2 model); the demo
-    # audits two to stay within its few minutes, while the smoke pipeline in `make test` audits every model
+    # the sections whose models get AutoAttack and the gradient-masking audit (None: every Q2 model). The demo
+    # audits two to stay within its few minutes; the smoke pipeline in `make test` audits every model but the kNN
+    # one (a barely trained embedding is robust to every attack at smoke, so the standard AutoAttack would run its
+    # full length twice: about 7 minutes), whose audit path tests/eval/test_audit.py and test_cli.py run instead
     audit_sections: tuple[str, ...] | None = None
 
 
@@ -32,19 +35,20 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
                    # the ConvNet: MNIST-10K for 8 epochs (2,500 of the protocol's 10,000 iterations; ~25 s per
                    # epoch on 2 CPU cores, RandConv's 3 views ~55 s); ResNet18: a 5,000-image slice for 5 epochs
                    "dg": dict(eval_size=2000, epochs=8), "dg:resnet18": dict(train_size=5000, eval_size=2000, epochs=5),
-                   "q2": dict(train_size=10_000, val_size=10_000, eval_size=1000, epochs=10, image_size=32)},
+                   "q2": dict(train_size=10_000, val_size=10_000, eval_size=1000, epochs=10, model_input_size=32)},
             umap_points=2000, autoattack_points=200, square_queries=1000),
     Profile("smoke", "a few hundred images and 1 epoch, for CI",
             scale={"q1": dict(train_size=300, eval_size=200, epochs=1, finetune_samples=100),
                    "dg": dict(train_size=300, eval_size=200, epochs=1),
-                   "q2": dict(train_size=300, val_size=200, eval_size=100, epochs=1, image_size=32)},
-            umap_points=100, curve_samples=(25, 50), autoattack_points=8, square_queries=50),
+                   "q2": dict(train_size=300, val_size=200, eval_size=100, epochs=1, model_input_size=32)},
+            umap_points=100, curve_samples=(25, 50), autoattack_points=8, square_queries=50,
+            audit_sections=("q2-baseline", "q2-adversarial", "q2-fast-at", "q2-pgd-at", "q2-trades")),
     # `make demo` in about 5 minutes on 2 CPU cores: 400 training images, Q2 evaluated on 100 test images,
     # AutoAttack and the audit on 10 images of two models
     Profile("demo", "embedded scikit-learn digits standing in for every dataset; numbers are not the study's",
             scale={"q1": dict(train_size=400, epochs=2, finetune_samples=200),
                    "dg": dict(train_size=400, epochs=2),
-                   "q2": dict(train_size=400, val_size=200, eval_size=100, epochs=4, image_size=32)},
+                   "q2": dict(train_size=400, val_size=200, eval_size=100, epochs=4, model_input_size=32)},
             dataset_map={"svhn": "digits", "mnist": "digits-inverted", "cifar10": "digits"},
             umap_points=100, curve_samples=(50, 100, 200), autoattack_points=10,
             square_queries=200, audit_sections=("q2-baseline", "q2-fast-at")),

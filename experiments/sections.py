@@ -100,7 +100,7 @@ _PUBLISHED_RANDCONV = {"svhn_test_acc": 61.66, "mnistm_test_acc": 84.53, "syn_te
 # Q2: ImageNet-pretrained ResNet18 on CIFAR-10 at 224 px, normalization (0.5, 0.5, 0.5) inside the
 # model. The study leaves the optimizer unstated: SGD(lr=0.01, momentum=0.9) with ExponentialLR(0.99)
 # is our choice, set here once for every Q2 section.
-_Q2 = dict(train_on="cifar10", eval_on=("cifar10",), val_size=10_000, image_size=224,
+_Q2 = dict(train_on="cifar10", eval_on=("cifar10",), val_size=10_000, model_input_size=224,
            input_mean=(0.5, 0.5, 0.5), input_std=(0.5, 0.5, 0.5), pretrained=True,
            optimizer="sgd", lr=0.01, momentum=0.9, lr_gamma=0.99, batch_size=128, epochs=25,
            val_attack="noise+fgsm")

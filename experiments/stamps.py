@@ -21,7 +21,7 @@ from core.config import RunConfig
 from core.errors import UsageError
 from eval.plan import Evaluation
 
-EVAL_VERSION = 3  # bump when a change to eval/ alters the numbers an evaluation writes
+EVAL_VERSION = 4  # bump when a change to eval/ alters the numbers an evaluation writes
 # Evaluation fields that never change its numbers: given by the command line, never stamped.
 EVAL_RUNTIME = ("data_root", "cache_dir", "download", "device", "batch_size", "wandb", "precision", "channels_last")
 

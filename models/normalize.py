@@ -1,11 +1,28 @@
-"""The model's first layer: per-channel normalization of [0,1] pixels (a buffer that is not saved), so
-attacks and augmentations work on pixels and the model sees what its training recipe expects."""
+"""The model's first layers: a resize to the training resolution, then per-channel normalization of [0,1] pixels
+(a buffer that is not saved), so attacks and augmentations work on pixels and the model sees what its training
+recipe expects. Neither has parameters: the state dict keeps torchvision's keys."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+
+class Resize(nn.Module):
+    """Bilinear resize of [0,1] pixels to size x size inside the model (antialiased when shrinking; identity when
+    size is None or the images have it already): the model's training resolution is part of the model, so attacks,
+    eps balls and the [0,1] checks act on the dataset's own pixels (CIFAR-10: 32x32) at every profile."""
+
+    def __init__(self, size: int | None = None):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.size is None or tuple(x.shape[-2:]) == (self.size, self.size):
+            return x
+        return nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                                         antialias=x.shape[-1] > self.size)
 
 
 class Normalize(nn.Module):

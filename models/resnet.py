@@ -19,7 +19,7 @@ from torch import nn
 
 from core.errors import RunFailure, UsageError
 from core.io import load_torch
-from models.normalize import Normalize
+from models.normalize import Normalize, Resize
 
 NORMS = ("batch", "none")
 HEADS = ("fc", "none")
@@ -58,7 +58,7 @@ class BasicBlock(nn.Module):
 class ResNet18(nn.Module):
     def __init__(self, num_classes: int = 10, norm: str = "batch", dropout: float = 0.0,
                  head: str = "fc", mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None):
+                 std: Sequence[float] | None = None, input_size: int | None = None):
         super().__init__()
         if norm not in NORMS:
             raise UsageError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
@@ -67,7 +67,7 @@ class ResNet18(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise UsageError(f"dropout must be in [0, 1), got {dropout}")
         self.norm, self.head = norm, head
-        self.normalize = Normalize(mean, std)
+        self.resize, self.normalize = Resize(input_size), Normalize(mean, std)
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = _norm(norm, 64)
         self.relu = nn.ReLU(inplace=True)
@@ -94,8 +94,8 @@ class ResNet18(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The 512-d globally pooled features of images x on the [0,1] scale."""
-        x = self.normalize(x)
+        """The 512-d globally pooled features of images x on the [0,1] scale (resized to input_size first)."""
+        x = self.normalize(self.resize(x))
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.avgpool(x), 1)
@@ -113,7 +113,8 @@ def build_model(cfg) -> nn.Module:
         if cfg.pretrained:
             raise UsageError("the digits ConvNet has no ImageNet weights: use --no-pretrained")
         return DigitNet(num_classes=10, head=cfg.head, dropout=cfg.dropout, mean=mean, std=std)
-    model = ResNet18(num_classes=10, norm=cfg.norm, dropout=cfg.dropout, head=cfg.head, mean=mean, std=std)
+    model = ResNet18(num_classes=10, norm=cfg.norm, dropout=cfg.dropout, head=cfg.head, mean=mean, std=std,
+                     input_size=getattr(cfg, "model_input_size", None))
     if cfg.pretrained:
         load_imagenet_weights(model, cfg.weights)
     return model

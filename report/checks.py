@@ -7,8 +7,8 @@ comparison (eval.audit.transfer_verdict).
 """
 from __future__ import annotations
 
-from eval.audit import OUTCOMES, audit_checks, robust, sweep_checks, test_n, transfer_verdict
-from eval.stats import NOISE_SIGMAS, reaches, verdict
+from eval.audit import FGSM, OUTCOMES, PGD10, audit_checks, compare, robust, sweep_checks, test_n, transfer_verdict
+from eval.stats import NOISE_SIGMAS, reaches, stats, verdict
 from report.tables import Measured, datasets
 
 STAND_IN = "Δ against the study is left out: these runs use stand-in data (see the banner)."
@@ -116,10 +116,10 @@ def robustness(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[
         flags += chance(name, cells["clean"], ns[dataset])
         flags += above_autoattack(name, cells, rob, aud)
         wf, wp = cells[("white-box", "fgsm")], cells[("white-box", "pgd")]
-        v = verdict(wp, wf, n_rob, n_rob) if wf and wp and n_rob else None
+        v = compare(rob, {"method": "pgd"}, FGSM, n_rob) if wf and wp and n_rob else None
         if v and v.above:  # audit check 1's rule
             flags.append(f"{name}: white-box PGD ({wp[0]:.2f}%) is above white-box FGSM ({wf[0]:.2f}%) beyond the "
-                         f"noise (±{v.noise:.2f} on {n_rob:,} images): **suspect** (PGD should be the stronger "
+                         f"noise ({v.said()} on {n_rob:,} images): **suspect** (PGD should be the stronger "
                          "attack; look for gradient masking or a bug; see the audit card).")
         flags += knn_explained(name, aud)
         for method in ("fgsm", "noise+fgsm", "pgd"):
@@ -127,7 +127,7 @@ def robustness(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[
             v = transfer_verdict(rob, method, n_rob) if t and w else None
             if v and v.above:  # the upper side of audit check 7's comparison
                 flags.append(f"{name}: transfer {method} {t[0]:.2f}% vs white-box {w[0]:.2f}%: a gap of "
-                             f"{v.difference:.1f} points, beyond the noise (±{v.noise:.2f}). **Transfer robustness "
+                             f"{v.difference:.1f} points, beyond the noise ({v.said()}). **Transfer robustness "
                              "overstates the model's robustness**; quote the white-box number as its robustness.")
         flags += changed_but_not_run(name, sec, rs, sections, scaled)
         flags += [note.format(**sec.reference) for note in sec.notes]
@@ -144,19 +144,20 @@ def knn_explained(name: str, aud: list[dict]) -> list[str]:
         return []
     n = test_n(aud)
     via_surrogate = robust(aud, "pgd", steps=10)
-    on_knn = [(s, lab) for s, lab in ((robust(aud, "pgd", steps=50, via="knn"), "PGD-50 on the kNN's score"),
-                                      (robust(aud, "square", "black-box", via="knn"), "Square on the kNN's scores"),
-                                      (robust(aud, "autoattack", via="knn"), "AutoAttack on the kNN's scores"))
-              if s is not None]
+    on_knn = [(robust(aud, **key), key, lab) for key, lab in (
+        ({"method": "pgd", "steps": 50, "via": "knn"}, "PGD-50 on the kNN's score"),
+        ({"method": "square", "threat": "black-box", "via": "knn"}, "Square on the kNN's scores"),
+        ({"method": "autoattack", "via": "knn"}, "AutoAttack on the kNN's scores"))]
+    on_knn = [t for t in on_knn if t[0] is not None]
     if not via_surrogate or not on_knn or not n:
         return []
-    best, lab = min(on_knn, key=lambda t: t[0][0])
-    v = verdict(via_surrogate, best, n, n)
+    best, key, lab = min(on_knn, key=lambda t: t[0][0])
+    v = compare(aud, PGD10, {**key, "threat": key.get("threat", "white-box")}, n)
     said = (f"**the surrogate overstated the kNN's robustness by {v.difference:.2f} points** (beyond the noise, "
-            f"±{v.noise:.2f}): the centroid surrogate is not the kNN's decision rule, so its gradients point only "
+            f"{v.said()}): the centroid surrogate is not the kNN's decision rule, so its gradients point only "
             "roughly where the kNN's decision changes, and more PGD steps can overfit the surrogate (which is how PGD "
             "can come out above FGSM); quote the attacks on the kNN"
-            if v.above else f"within the noise (±{v.noise:.2f}): the surrogate did not overstate it here")
+            if v.above else f"within the noise ({v.said()}): the surrogate did not overstate it here")
     return [f"{name} predicts by kNN. On the audit's {n:,} images, PGD-10 through the centroid surrogate leaves "
             f"{via_surrogate[0]:.2f}%; attacking the kNN itself, {lab} leaves {best[0]:.2f}%: {said}."]
 
@@ -173,7 +174,7 @@ def above_autoattack(name: str, cells: dict, rob: list[dict], aa: list[dict]) ->
         v = verdict(w, a, n_r, n_a)
         if v.above:
             flags.append(f"{name}: {lab} {w[0]:.2f}% is above AutoAttack's {a[0]:.2f}% by {v.difference:.2f} "
-                         f"points, beyond the test-set noise (±{v.noise:.2f} on {n_r:,} and {n_a:,} images): **{lab} "
+                         f"points, beyond the test-set noise ({v.said()} on {n_r:,} and {n_a:,} images): **{lab} "
                          "overstates this model's robustness; quote AutoAttack.**")
     return flags
 
@@ -193,4 +194,22 @@ def audit_card(name: str, rob: list[dict], aud: list[dict]) -> tuple[str, list[s
             + (f", **{flagged} flagged**" if flagged else "") + (f", {undecided} inconclusive" if undecided else "")
             + (f" ({'; '.join(where)})" if where else "") + ":")
     word = {k: f"**{w}**" if k is False else w for k, w in OUTCOMES.items()}
-    return head, [f"{c['check']}. {c['title']}: {c['detail']}: {word[c['passed']]}" for c in checks]
+    return head, [f"{c['check']}. {c['title']}: {c['detail']}: {word[c['passed']]}" for c in checks] + \
+        autoattack_breakdown(aud)
+
+
+def autoattack_breakdown(aud: list[dict]) -> list[str]:
+    """AutoAttack's robust accuracy after each of its attacks (cumulative, mean over seeds), and its own warnings."""
+    rows = [row for a in aud for row in a.get("results", []) if row.get("breakdown")]
+    if not rows:
+        return []
+    lines = []
+    for via in sorted({row.get("via", "logits") for row in rows}):
+        mine = [row for row in rows if row.get("via", "logits") == via]
+        steps = [(entry["attack"], stats([r["breakdown"][i]["robust_acc"] for r in mine]))
+                 for i, entry in enumerate(mine[0]["breakdown"])]
+        lines.append(f"{mine[0].get('label', 'AutoAttack')} on {mine[0]['n']:,} images, robust accuracy after each "
+                     "attack (cumulative): " + ", ".join(f"{a} {s[0]:.2f}%" for a, s in steps))
+    warned = sorted({w for row in rows for w in row.get("warnings", [])})
+    lines += [f"AutoAttack's own check warns: {w}" for w in warned]
+    return lines

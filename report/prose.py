@@ -60,9 +60,11 @@ def robustness_preface(q, rob_files: dict) -> list[str]:
     found = next((protocol(r[0]) for r in rob_files.values() if r), "")
     return [f"The study's adversarial column is {q.reference_threat}."
             + (f" Ours, as the results files record it: {found}." if found else ""),
-            "Each cell: mean (± seed std), the number of test images, and the 95% Wilson interval. AutoAttack and "
-            "the worst case run on the audit's fixed subset; the worst case is the lowest accuracy of every attack "
-            "there (for a kNN model, the attacks on the kNN itself included)."]
+            "Each cell: mean (± seed std), the number of test images, and the 95% Wilson interval. AutoAttack (the "
+            "authors' standard version, pyautoattack: APGD-CE, APGD-T, FAB-T and Square, 100 iterations, in fp32) "
+            "and the worst case run on the audit's fixed subset; the worst case counts an image as robust only if no "
+            "attack there broke it (AutoAttack's convention; for a kNN model, the attacks on the kNN itself "
+            "included). Comparisons of attacks on the same images use the exact McNemar test on per-image records."]
 
 
 def knn_line(name: str, knn: list[dict]) -> str:
@@ -95,7 +97,9 @@ def what_ran(rs: list[dict]) -> str:
                     for r in rs)
     init = one_of("ImageNet weights" if c.get("pretrained") else "from the run " + Path(c["init_from"]).name
                   if c.get("init_from") else "random initialisation" for c in cfgs)
-    size = one_of(f"{c['image_size']} px" if c.get("image_size") else "native size" for c in cfgs)
+    size = one_of((f"{c['image_size']} px" if c.get("image_size") else "native size")
+                  + (f", resized to {c['model_input_size']} px inside the model (attacks act on the batches' pixels)"
+                     if c.get("model_input_size") else "") for c in cfgs)
     on = one_of(shown(t.get("dataset", "?"), stand_ins(r)) for t, r in zip(train, rs))
     images = one_of(format(t.get("size", 0), ",") for t in train)
     epochs = one_of(c.get("epochs") for c in cfgs)

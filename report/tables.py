@@ -168,7 +168,7 @@ def robustness(root: Path, q, secs: dict) -> Measured:
     loaded = {n: runs(root, s.name) for n, s in rows.items()}
     files = {f: {n: runs(root, s.name, f) for n, s in rows.items()} for f in ("robustness.json", "audit.json")}
     m = Measured(Table(["section", "clean study", "clean ours", "Δ", "adversarial study", "transfer noise+FGSM ours",
-                        "Δ", "white-box FGSM", "white-box PGD", "transfer FGSM", "transfer PGD", "AutoAttack",
+                        "Δ", "white-box FGSM", "white-box PGD", "transfer FGSM", "transfer PGD", "AutoAttack, standard",
                         "worst case (attack)"]), loaded, used_stand_ins(loaded), files=files)
     for name, rs in loaded.items():
         ref = secs[name].reference

@@ -38,7 +38,7 @@ def build(profile: str, sections: dict, questions: dict, doc: Document, entity: 
                   for d, lab in cols[:2]]
         if q.layout == "robustness":
             panels += [wr.BarPlot(title="white-box robust accuracy (PGD-10, FGSM, AutoAttack)",
-                                  metrics=[keys.adv_acc("white-box", a) for a in ("PGD-10", "FGSM", "AutoAttack")]),
+                                  metrics=[keys.adv_acc("white-box", a) for a in ("PGD-10", "FGSM", "AutoAttack, standard")]),
                        wr.LinePlot(title=f"{dataset} val accuracy under attack per epoch", x="Step",
                                    y=[keys.val_adv_acc(dataset)])]
         runset = wr.Runset(entity=entity, project=project, name=f"{profile} · {q.name}",

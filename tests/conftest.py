@@ -28,3 +28,27 @@ def weights_file(data_root) -> Path:
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long end-to-end runs (marked slow; `cost` in seconds, 60 unless given) start first, spread over the
+    workers: under `pytest -n N --dist worksteal` worker i starts on the i-th slice of the collection, so each
+    slice begins with its share of the slow tests (the longest first, each to the least loaded slice) and then
+    the short ones. No long run is left to end the suite alone on one core."""
+    workers = getattr(config.option, "numprocesses", None) or 1
+    if not isinstance(workers, int) or workers < 2:
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        return
+    cost = lambda item: item.get_closest_marker("slow").kwargs.get("cost", 60)
+    slow = sorted((i for i in items if i.get_closest_marker("slow")), key=cost, reverse=True)
+    fast = [i for i in items if not i.get_closest_marker("slow")]
+    groups = [[] for _ in range(workers)]
+    for item in slow:
+        min(groups, key=lambda g: sum(map(cost, g))).append(item)
+    size = len(items) // workers  # worksteal hands worker i the items [i * size, (i + 1) * size), the last the rest
+    ordered = []
+    for i, group in enumerate(groups):
+        take = max(0, (size if i < workers - 1 else len(fast)) - len(group))
+        ordered += group + fast[:take]
+        fast = fast[take:]
+    items[:] = ordered + fast

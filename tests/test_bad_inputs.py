@@ -69,6 +69,8 @@ def env(tmp_path_factory, data_root):
     held.enter_context(exclusive(locked / ".lock", "run folder"))
     held.enter_context(exclusive(base / ".locked-eval.json.lock", "results file"))
     (base / "notes.json").write_text('{"mine": 1}')  # a user's own JSON file
+    (base / "unfinished").mkdir()  # an interrupted run: a checkpoint and no metrics.json
+    (base / "unfinished" / "checkpoint.pt").write_bytes(b"an unfinished run's checkpoint")
     corrupt = base / "corrupt-results" / "demo" / "q1-baseline"
     corrupt.mkdir(parents=True)
     (corrupt / "metrics.json").write_text('{"preset": "q1-baseline", "metr')
@@ -170,6 +172,22 @@ CASES = [
                                            "--out", b / "r.md"), 1, "is corrupt"),
     ("report-results-root-missing", lambda b: T("report", "--profile", "demo", "--results", b / "nonexistent",
                                                 "--out", b / "r.md"), 2, "does not exist"),
+    # --set goes through the options' checks (issue 23)
+    ("set-momentum-nan", lambda b: T("train", "--preset", "q1-baseline", *FAST, "--set", "momentum=nan", "--out",
+                                     b / "x"), 2, "momentum must be a finite number, got nan"),
+    ("set-lr-inf", lambda b: T("train", "--preset", "q1-baseline", *FAST, "--set", "lr_gamma=inf", "--out", b / "x"), 2,
+     "lr-gamma must be a finite number"),
+    ("set-momentum-range", lambda b: T("train", "--preset", "q1-baseline", *FAST, "--set", "momentum=1.5", "--out",
+                                       b / "x"), 2, "momentum must be in [0, 1), got 1.5"),
+    ("set-init-from-beside-from-run", lambda b: T("finetune-fc", "--from-run", b / "run", "--profile", "demo",
+                                                  "--set", f"init_from={b / 'nobn'}", "--no-wandb", "--out", b / "ft2"),
+     2, "init_from given both"),
+    ("set-samples-beside-finetune-samples", lambda b: T("finetune-fc", "--from-run", b / "run", "--profile", "demo",
+                                                        "--samples", "20", "--set", "finetune_samples=30", "--no-wandb",
+                                                        "--out", b / "ft2"), 2, "finetune_samples given both"),
+    # no quiet loss (issue 23)
+    ("checkpoint-without-resume-or-overwrite", lambda b: T("train", "--preset", "q1-baseline", *FAST, "--out",
+                                                           b / "unfinished"), 2, "pass --resume to continue it"),
     ("umap-too-few-points", lambda b: T("umap", "--model", b / "run", "--max-points", "3", "--no-wandb"), 2, "max-points"),
 ]
 
@@ -177,7 +195,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input(env, case):
     name, argv, code, needle = case
-    before = {run: digest(env / run) for run in ("run", "nobn")}
+    before = {run: digest(env / run) for run in ("run", "nobn", "unfinished")}
     result = runner.invoke(app, [str(a) for a in argv(env)])
     assert result.exit_code == code, result.output
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
@@ -187,7 +205,7 @@ def test_bad_input(env, case):
     assert [line for line in lines if not line.startswith("note:")] == \
         [line for line in lines if line.startswith("error:")], result.output
     assert len(lines) == 1 or all(line.startswith("note:") for line in lines[:-1]), result.output
-    assert {run: digest(env / run) for run in ("run", "nobn")} == before
+    assert {run: digest(env / run) for run in ("run", "nobn", "unfinished")} == before
 
 
 def test_refusals_leave_no_partial_files(env, tmp_path):
@@ -195,8 +213,12 @@ def test_refusals_leave_no_partial_files(env, tmp_path):
                  T("report", "--profile", "demo", "--results", env / "corrupt-results", "--out", tmp_path / "r.md"),
                  T("attack", "--model", env / "run", "--out", env / "notes.json")):
         assert runner.invoke(app, [str(a) for a in argv]).exit_code != 0
-    assert sorted(p.name for p in (tmp_path / "div").iterdir()) == []  # no model.pt, checkpoint or lock
+    assert not (tmp_path / "div").exists()  # no model.pt, checkpoint or lock: not even the folder it created
     assert not (tmp_path / "r.md").exists()
+    missing = T("train", "--preset", "q1-baseline", "--data-root", tmp_path / "nope", "--no-download", "--no-wandb",
+                "--out", tmp_path / "never")
+    assert runner.invoke(app, [str(a) for a in missing]).exit_code == 2
+    assert not (tmp_path / "never").exists()  # a run failing before its first epoch leaves no folder it created
     assert (env / "locked" / ".lock").is_file()  # another writer's lock is never removed
     assert (env / "notes.json").read_text() == '{"mine": 1}'
 
@@ -208,3 +230,13 @@ def test_a_last_batch_of_one_image_is_dropped_and_recorded(tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["datasets"]["train"]["last_batch"] == "a final batch of one image is dropped each epoch"
+
+
+@pytest.mark.parametrize("argv,code", [(("attack", "--json", "--model", "empty-run"), 2),
+                                       (("attack", "--json", "--model", "run", "--method", "cw"), 2),
+                                       (("train", "--json", "--preset", "q1-baseline", *FAST, "--out", "locked"), 1)])
+def test_json_errors_are_one_json_object_on_stdout(env, argv, code):
+    argv = [str(env / a) if a in ("empty-run", "run", "locked") else a for a in argv]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == code
+    assert json.loads(result.stdout) == {"error": result.stderr.strip().removeprefix("error: "), "exit_code": code}

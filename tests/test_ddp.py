@@ -12,7 +12,7 @@ ARGS = ["train", "--preset", "q1-baseline", "--profile", "demo", "--no-pretraine
         "--train-size", "400", "--eval-size", "200", "--epochs", "3", "--no-wandb", "--no-download"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(cost=80)
 def test_torchrun_two_ranks_gloo(tmp_path):
     env = {**os.environ, "TRUSTLAB_TRACE_SAMPLES": str(tmp_path / "trace"), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -16,12 +16,14 @@ pytestmark = pytest.mark.slow
 CUT = dict(train_size=200, eval_size=60, epochs=1)  # the only changes from the paper profile
 
 
+@pytest.mark.slow(cost=110)
 def test_q2_paper_settings_on_a_slice(tmp_path, data_root, weights_file):
     cfg = resolve("q2-baseline", "paper", val_size=100, weights=str(weights_file), **CUT)
     paper = {**SECTIONS["q2-baseline"].overrides}
-    assert (cfg.image_size, cfg.batch_size, cfg.input_mean, cfg.input_std, cfg.pretrained) == \
-        (224, 128, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), True) == \
-        (paper["image_size"], paper["batch_size"], paper["input_mean"], paper["input_std"], paper["pretrained"])
+    assert (cfg.model_input_size, cfg.image_size, cfg.batch_size, cfg.input_mean, cfg.input_std, cfg.pretrained) == \
+        (224, None, 128, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), True) == \
+        (paper["model_input_size"], paper.get("image_size"), paper["batch_size"], paper["input_mean"],
+         paper["input_std"], paper["pretrained"])
     assert paper["val_size"] == 10_000  # the paper's split, cut to 100 here as the data is
     results = run(cfg, tmp_path / "q2", data_root=data_root, wandb=False)
     assert results["datasets"]["cifar10_val"]["size"] == 60 and results["datasets"]["train"]["size"] == 200
@@ -35,9 +37,15 @@ def test_q2_paper_settings_on_a_slice(tmp_path, data_root, weights_file):
                                             if a.threat == "white-box" and a.method in ("fgsm", "pgd")], n=16,
                                    data_root=str(data_root)))
     assert report["test"]["n"] == 16 and {r["method"] for r in report["results"]} == {"fgsm", "pgd"}
+    # one threat model at every profile: the model trains at 224 px, its attacks act on CIFAR-10's 32x32 pixels,
+    # every perturbation within eps there (the resize is a layer inside the model)
+    for row in report["results"]:
+        assert row["threat_pixels"] == "32x32" and row["max_perturbation"] <= row["eps"] + 1e-6, row
+        assert 0 <= row["min_pixel"] and row["max_pixel"] <= 1
     assert json.loads((tmp_path / "q2" / "robustness.json").read_text())["evaluation"] == "attack"
 
 
+@pytest.mark.slow(cost=6)
 def test_q1_paper_settings_on_a_slice(tmp_path, data_root):
     cfg = resolve("q1-baseline", "paper", **CUT)
     assert (cfg.batch_size, cfg.image_size, cfg.train_on, cfg.eval_on) == (16, None, "svhn", ("svhn", "mnist"))

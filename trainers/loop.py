@@ -166,8 +166,9 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
                 if progress:
                     bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}")
             if stop["signal"] is not None:
-                raise Interrupted(f"interrupted during epoch {epoch + 1}; rerun with --resume to continue "
-                                  f"from epoch {epoch + 1}")
+                raise Interrupted(f"interrupted during epoch {epoch + 1}; " + (
+                    f"rerun with --resume to continue from epoch {epoch + 1}" if epoch > 0 else
+                    "no epoch had finished, so there is no checkpoint: rerun the same command to start again"))
     bar.close()
     trace = os.environ.get("TRUSTLAB_TRACE_SAMPLES")  # debugging/tests: which samples this rank trained on
     if trace:
@@ -197,11 +198,18 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
     _check_start(out, overwrite, resume)
     if dist_rank() != 0:  # under torchrun only rank 0 writes, so only it holds the lock
         return _run(cfg, out, data_root, cache_dir, download, wandb, resume, progress, job_type, draw_curves)
-    with exclusive(ensure_dir(out) / LOCK, f"run folder {out}"):
-        _check_start(out, overwrite, resume)  # again, now that no other writer can finish meanwhile
-        for name in (METRICS, MODEL, CHECKPOINT, "curves.png"):
-            clean_partial(out / name)  # what an interrupted write of ours left behind
-        return _run(cfg, out, data_root, cache_dir, download, wandb, resume, progress, job_type, draw_curves)
+    created = not out.exists()
+    try:
+        with exclusive(ensure_dir(out) / LOCK, f"run folder {out}"):
+            _check_start(out, overwrite, resume)  # again, now that no other writer can finish meanwhile
+            for name in (METRICS, MODEL, CHECKPOINT, "curves.png"):
+                clean_partial(out / name)  # what an interrupted write of ours left behind
+            return _run(cfg, out, data_root, cache_dir, download, wandb, resume, progress, job_type, draw_curves)
+    except BaseException:
+        if created:  # a run that failed before writing anything leaves no folder it created (the lock is gone)
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if empty: a checkpoint or anything else keeps it
+        raise
 
 
 def _check_start(out: Path, overwrite: bool, resume: bool) -> None:
@@ -209,6 +217,9 @@ def _check_start(out: Path, overwrite: bool, resume: bool) -> None:
         raise UsageError(f"{out / METRICS} exists already (a finished run); pass --overwrite to train again")
     if resume and not (out / CHECKPOINT).is_file():
         raise UsageError(f"--resume: no checkpoint at {out / CHECKPOINT}")
+    if not resume and not overwrite and (out / CHECKPOINT).is_file():
+        raise UsageError(f"{out / CHECKPOINT} holds an unfinished run: pass --resume to continue it, or --overwrite "
+                         "to start again and discard it")
 
 
 def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resume, progress, job_type,

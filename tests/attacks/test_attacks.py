@@ -123,15 +123,15 @@ def test_registry_names():
         AttackSpec("cw").validate()
 
 
-def test_autoattack_runs_through_torchattacks(setup):
+def test_autoattack_runs_on_a_resnet_and_stays_in_the_ball(setup):
     model, x, y = setup
     adv = run_attack(AttackSpec("autoattack", eps=2 / 255), model, x[:2], y[:2])
     assert adv.shape == x[:2].shape and (adv - x[:2]).abs().max() <= 2 / 255 + 1e-6
 
 
-def test_autoattack_through_the_registry_equals_torchattacks_called_directly(setup):
+def test_torchattacks_autoattack_through_the_registry_equals_torchattacks_called_directly(setup):
     model, x, y = setup
-    ours = run_attack(AttackSpec("autoattack", eps=1 / 255, seed=3), model, x[:6], y[:6])
+    ours = run_attack(AttackSpec("autoattack-torchattacks", eps=1 / 255, seed=3), model, x[:6], y[:6])
     ref = torchattacks.AutoAttack(model, norm="Linf", eps=1 / 255, version="standard", n_classes=10, seed=3)(x[:6], y[:6])
     with torch.no_grad():
         assert torch.equal(model(ours).argmax(1) == y[:6], model(ref).argmax(1) == y[:6])  # the same robust accuracy

@@ -107,3 +107,54 @@ def test_verdict_names_its_test_and_says_beyond_only_past_the_noise():
     assert verdict((60.0, 1.0, 3), (59.0, 1.0, 3)).beyond is False
     unknown = verdict((60.0, float("nan"), 1), (50.0, 1.0, 3))  # one seed and no sizes: the noise is unknown
     assert unknown.test == "unknown" and unknown.beyond is None and unknown.noise is None and not unknown.above
+
+
+# ---------------------------------------------------------------- paired tests (issue 22)
+
+@pytest.mark.parametrize("b,c", [(0, 0), (6, 0), (0, 6), (3, 3), (5, 1), (12, 30), (40, 41)])
+def test_mcnemar_p_is_scipys_exact_binomial_test(b, c):
+    from eval.stats import mcnemar_p
+
+    ref = 1.0 if b + c == 0 else sp.binomtest(b, b + c, 0.5).pvalue
+    assert mcnemar_p(b, c) == pytest.approx(ref, rel=1e-9)
+
+
+def _records(b: int, c: int, n: int = 100) -> tuple[str, str]:
+    """Two per-image records of the same n images: a right and b wrong on b images, the reverse on c, and on the
+    rest both right on every other image."""
+    rest = ("10" * n)[: n - b - c]
+    return "1" * b + "0" * c + rest, "0" * b + "1" * c + rest
+
+
+def test_paired_verdict_fires_on_six_to_nothing_and_not_on_three_to_three():
+    from eval.stats import paired_verdict
+
+    six = paired_verdict([_records(6, 0)])
+    assert six.test == "McNemar" and six.beyond and six.above and six.p == pytest.approx(0.03125)
+    assert six.difference == pytest.approx(6.0)
+    even = paired_verdict([_records(3, 3)])
+    assert even.beyond is False and even.difference == 0 and even.p == 1.0
+    # the unpaired rule on the same numbers calls neither: the paired test is the sharper one here
+    assert not verdict((50.0, float("nan"), 1), (44.0, float("nan"), 1), 100, 100).beyond
+    # seeds pool their disagreements: 3-0 twice is 6-0
+    assert paired_verdict([_records(3, 0), _records(3, 0)]).p == pytest.approx(0.03125)
+    assert paired_verdict([("101", "10")]) is None and paired_verdict([("", "")]) is None
+
+
+@pytest.mark.parametrize("a,b", [([70.0, 72.0, 71.5], [65.0, 66.0, 64.0]), ([50.0, 51.0], [50.5, 49.0, 52.0, 51.0]),
+                                 ([80.0, 80.5, 79.5], [70.0, 75.0, 72.0])])
+def test_welch_verdict_is_scipys_welch_t_test(a, b):
+    from eval.stats import welch_verdict
+
+    v = welch_verdict(a, b)
+    ref = sp.ttest_ind(a, b, equal_var=False)
+    assert v.test == "Welch t" and v.p == pytest.approx(ref.pvalue, rel=1e-6)
+    assert v.beyond == (ref.pvalue < 0.05)
+    lo, hi = ref.confidence_interval(0.95)
+    assert v.noise == pytest.approx((hi - lo) / 2, rel=1e-6)
+
+
+def test_welch_verdict_needs_two_seeds_a_side():
+    from eval.stats import welch_verdict
+
+    assert welch_verdict([70.0], [60.0, 61.0]).beyond is None

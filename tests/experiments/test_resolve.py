@@ -31,8 +31,8 @@ def test_a_profile_with_more_epochs_than_a_section_does_not_add_any(monkeypatch)
 
 def test_profile_scale_is_per_question_and_finetune_samples_only_for_finetuning():
     quick = resolve("q2-baseline", "quick")
-    assert (quick.train_size, quick.eval_size, quick.image_size) == (10_000, 1000, 32)
-    assert resolve("q2-baseline", "paper").image_size == 224
+    assert (quick.train_size, quick.eval_size, quick.model_input_size, quick.image_size) == (10_000, 1000, 32, None)
+    assert resolve("q2-baseline", "paper").model_input_size == 224  # the resize is a layer of the model
     assert resolve("q1-baseline", "smoke").finetune_samples is None
     assert resolve("q1-reverse-supervised", "smoke").finetune_samples == 100
     assert resolve("q1-reverse-supervised", "paper").finetune_samples == 800

@@ -87,3 +87,17 @@ def test_dropout_and_embedding_head():
     model = ResNet18(dropout=0.5, head="none").eval()
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 512)
     assert not any(k.startswith("fc.") for k in model.state_dict())
+
+
+def test_the_resize_to_the_training_resolution_is_a_layer_without_parameters():
+    from models.resnet import ResNet18
+
+    torch.manual_seed(0)
+    plain, resized = ResNet18(), ResNet18(input_size=64)
+    resized.load_state_dict(plain.state_dict())  # the same keys: torchvision's
+    plain.eval(), resized.eval()
+    x = torch.rand(2, 3, 32, 32)
+    up = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        torch.testing.assert_close(resized(x), plain(up))
+        torch.testing.assert_close(resized(up), plain(up))  # already at its size: left alone

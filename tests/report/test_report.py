@@ -81,7 +81,7 @@ def test_missing_sections_read_not_run(tmp_path):
 
 def test_attack_honesty_flags(tmp_path):
     text = build(tmp_path)
-    assert "q2-baseline: white-box PGD (20.50%) is above white-box FGSM (10.00%) beyond the noise (±" in text
+    assert "q2-baseline: white-box PGD (20.50%) is above white-box FGSM (10.00%) beyond the noise (binomial noise ±" in text
     assert "**suspect**" in text
     assert "q2-baseline: transfer fgsm 50.00% vs white-box 10.00%" in text
 
@@ -350,4 +350,4 @@ def test_the_wandb_report_is_built_offline_with_a_section_per_question(tmp_path,
     assert any(p.get("y") == ["test/svhn/acc"] for p in grid["panels"])
     q2 = [b for b in blocks if b["type"] == "PanelGrid"][-1]
     assert any(p.get("metrics") == ["adv/white-box/PGD-10/acc", "adv/white-box/FGSM/acc",
-                                    "adv/white-box/AutoAttack/acc"] for p in q2["panels"])
+                                    "adv/white-box/AutoAttack, standard/acc"] for p in q2["panels"])

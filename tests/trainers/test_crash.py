@@ -32,7 +32,7 @@ def wait_for(path, proc, timeout=120):
         time.sleep(0.05)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(cost=45)
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     full = cli(*ARGS, "--out", tmp_path / "full")
     assert full.wait(timeout=300) == 0, full.communicate()
@@ -49,7 +49,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert comparable(tmp_path / "cut" / "metrics.json") == comparable(tmp_path / "full" / "metrics.json")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(cost=20)
 def test_sigint_stops_cleanly_and_keeps_the_checkpoint(tmp_path):
     proc = cli(*ARGS, "--out", tmp_path / "int")
     wait_for(tmp_path / "int" / "checkpoint.pt", proc)
