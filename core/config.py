@@ -61,6 +61,14 @@ class RunConfig:
     lr: float = 1e-3
     momentum: float = 0.9           # SGD only
     lr_gamma: float = 0.99          # ExponentialLR, stepped once per epoch
+    # exponential (lr_gamma per epoch), piecewise (x0.1 at 50% and 75% of the epochs; Rice et al. 2020) or cyclic
+    # (per step, 0 -> lr at 40% of the epochs -> 0; Wong et al. 2020)
+    lr_schedule: str = "exponential"
+    weight_decay: float = 0.0
+    crop_flip: bool = False         # random crop with 4 px zero padding and horizontal flip (CIFAR-10 recipes)
+    # keep the epoch with the best white-box robust accuracy on the validation split (Rice et al. 2020's early
+    # stopping) instead of the last; the chosen epoch is recorded
+    keep_best: bool = False
     epochs: int = 15
     batch_size: int = 16
     loss: str = "ce"
@@ -79,6 +87,7 @@ class RunConfig:
     noise_pixels: int = 20          # white pixels per image before FGSM (the study's adversarial data)
     adv_prob: float = 0.0           # adversarial training: each sample replaced with this probability
     adv_method: str = "noise+fgsm"  # ... by this attack, crafted white-box against the model in training
+    attack_train_mode: bool = False # craft the training attack with the model in train mode (Fast-AT, Wong et al.)
     val_attack: str | None = None   # per-epoch adversarial accuracy on the val/test sets (white-box)
     knn_k: int = 3                  # kNN evaluation of embedding models (scikit-learn semantics)
     # --- runtime (never changes the method) ---
@@ -120,6 +129,14 @@ class RunConfig:
         if self.circle_gamma <= 0 or not 0 <= self.circle_m < 1 or self.trades_beta < 0:
             raise UsageError("circle-gamma must be positive, circle-m in [0, 1) and trades-beta at least 0, got "
                              f"{self.circle_gamma}, {self.circle_m} and {self.trades_beta}")
+        if self.lr_schedule not in ("exponential", "piecewise", "cyclic"):
+            raise UsageError(f"lr-schedule must be exponential, piecewise or cyclic, got {self.lr_schedule!r}")
+        if self.weight_decay < 0:
+            raise UsageError(f"weight-decay must be at least 0, got {self.weight_decay}")
+        if self.keep_best and not self.val_attack:
+            raise UsageError("keep-best selects by the robust validation accuracy: it needs a val-attack")
+        if self.attack_train_mode and not (self.adv_method == "pgd" and self.attack_steps == 1):
+            raise UsageError("attack-train-mode is Fast-AT's: a one-step PGD (FGSM from a random start) attack")
         if not 0 < self.attack_alpha < 1:
             raise UsageError(f"attack-alpha must be in (0, 1) on the pixel scale, got {self.attack_alpha}")
         if not 0 <= self.smoothing < 1:

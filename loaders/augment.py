@@ -21,3 +21,26 @@ def study_augmentation(crop: int = 32) -> nn.Module:
         K.RandomPerspective(distortion_scale=0.2, resample="bilinear", p=0.5),
         K.RandomCrop((crop, crop), padding=4, fill=0, padding_mode="constant", p=1.0),
     )
+
+
+class _CropFlip(nn.Module):
+    """Random crop back to the input's own size after 4 px of zero padding, then a horizontal flip with p = 0.5
+    (kornia, batched on the device); built per image size, so it fits any dataset's native pixels."""
+
+    def __init__(self, padding: int = 4):
+        super().__init__()
+        self.padding, self.by_size = padding, nn.ModuleDict()
+
+    def forward(self, x):
+        key = f"{x.shape[-2]}x{x.shape[-1]}"
+        if key not in self.by_size:
+            self.by_size[key] = K.AugmentationSequential(
+                K.RandomCrop(tuple(x.shape[-2:]), padding=self.padding, fill=0, padding_mode="constant", p=1.0),
+                K.RandomHorizontalFlip(p=0.5)).to(x.device)
+        return self.by_size[key](x)
+
+
+def crop_flip(padding: int = 4) -> nn.Module:
+    """The CIFAR-10 recipes' augmentation (Madry et al., Wong et al., Rice et al., Zhang et al.): random crop with
+    `padding` px of zero padding, and horizontal flip."""
+    return _CropFlip(padding)

@@ -74,7 +74,9 @@ def read_idx(path: Path) -> torch.Tensor:
 
 def read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """SVHN's {train,test}_32x32.mat: X (32, 32, 3, N) uint8, y (N, 1) in 1..10, where 10 is the digit 0.
-    SynDigits' synth_{train,test}_32x32.mat has the same layout (labels 0..9 or 1..10; both map by % 10)."""
+    SynDigits' synth_{train,test}_32x32.mat has the same layout, with labels 0..9 or SVHN's 1..10. The
+    convention is read from the file: labels 1..10 map 10 to the digit 0 (SVHN's own rule); 0..9 stay; a file
+    holding both 0 and 10, or anything outside 0..10, or images that are not uint8, is refused."""
     import scipy.io
 
     try:
@@ -84,7 +86,19 @@ def read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
         raise RunFailure(f"{path} is truncated or corrupt, not an SVHN-format .mat file ({type(err).__name__}: {err})") from err
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or y.reshape(-1).shape[0] != x.shape[3]:
         raise RunFailure(f"{path} has X of shape {x.shape} and y of shape {y.shape}; expected (32, 32, 3, N) and (N, 1)")
-    labels = torch.from_numpy(y.reshape(-1).astype(np.int64)) % 10  # label 10 -> digit 0
+    if x.dtype != np.uint8:
+        raise RunFailure(f"{path} holds images of dtype {x.dtype}; the SVHN .mat format stores uint8 pixels 0..255")
+    raw = y.reshape(-1)
+    if not np.issubdtype(raw.dtype, np.integer) and not np.all(raw == np.round(raw)):
+        raise RunFailure(f"{path} holds non-integer labels (dtype {raw.dtype})")
+    raw = raw.astype(np.int64)
+    bad = np.nonzero((raw < 0) | (raw > 10))[0]
+    if len(bad):
+        raise RunFailure(f"{path} holds label {raw[bad[0]]} at index {bad[0]} ({len(bad)} such); SVHN-format labels "
+                         "are 1..10 (10 is the digit 0) or 0..9")
+    if (raw == 0).any() and (raw == 10).any():
+        raise RunFailure(f"{path} holds both label 0 and label 10: neither 1..10 (SVHN's, 10 = the digit 0) nor 0..9")
+    labels = torch.from_numpy(np.where(raw == 10, 0, raw))  # SVHN's rule: label 10 is the digit 0
     images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)))
     return images, labels
 
@@ -176,7 +190,20 @@ def read_usps(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.from_numpy(np.ascontiguousarray(ds.data)).unsqueeze(1)
     if images.ndim != 4 or images.shape[-2:] != (16, 16):
         raise RunFailure(f"{path} holds images of shape {tuple(images.shape)}, expected 16x16")
-    return images, torch.tensor(ds.targets, dtype=torch.int64)
+    _usps_ranges(path)  # torchvision casts (v + 1) / 2 * 255 to uint8, which wraps values outside [-1, 1]
+    return images, _labels_checked(torch.tensor(ds.targets, dtype=torch.int64), path)
+
+
+def _usps_ranges(path: Path) -> None:
+    """Every pixel value of a USPS libsvm file in [-1, 1] (a value outside would wrap around in uint8)."""
+    import bz2
+
+    with bz2.open(path, "rt") as lines:
+        for number, line in enumerate(lines, start=1):
+            values = [float(v.split(":")[-1]) for v in line.split()[1:]]
+            if values and (min(values) < -1 - 1e-6 or max(values) > 1 + 1e-6):
+                bad = min(values) if min(values) < -1 - 1e-6 else max(values)
+                raise RunFailure(f"{path} line {number} holds the pixel value {bad:g}; USPS values are in [-1, 1]")
 
 
 def read_mnistm(folder: Path, labels_file: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,6 +225,8 @@ def read_mnistm(folder: Path, labels_file: Path) -> tuple[torch.Tensor, torch.Te
             raise RunFailure(f"cannot decode image {folder / parts[0]} named in {labels_file} line {number} "
                              f"({type(err).__name__})") from err
         labels.append(int(parts[1]))
+        if not 0 <= labels[-1] < NUM_CLASSES:
+            raise RunFailure(f"{labels_file} line {number} gives label {labels[-1]}; labels must be 0..{NUM_CLASSES - 1}")
     if not images:
         raise RunFailure(f"{labels_file} names no images")
     if {a.shape for a in images} != {(32, 32, 3)}:
@@ -243,6 +272,10 @@ def _native(name: str, root: Path, split: str) -> tuple[list[Path], Callable | N
         return _first([root / "usps" / file, root / file], read_usps)
     if name == "mnistm":
         folder, labels = root / "mnist_m" / f"mnist_m_{split}", root / "mnist_m" / f"mnist_m_{split}_labels.txt"
+        if folder.is_dir() and not labels.is_file():  # the images without their labels: say which file is missing
+            def missing():
+                raise RunFailure(f"MNIST-M's images are in {folder} but its labels file {labels} is missing")
+            return [folder, labels], missing
         return [folder, labels], (lambda: read_mnistm(folder, labels)) if folder.is_dir() and labels.is_file() else None
     if name == "mnist":
         images, labels = _mnist_files(root, split)

@@ -103,8 +103,16 @@ def what_ran(rs: list[dict]) -> str:
     on = one_of(shown(t.get("dataset", "?"), stand_ins(r)) for t, r in zip(train, rs))
     images = one_of(format(t.get("size", 0), ",") for t in train)
     epochs = one_of(c.get("epochs") for c in cfgs)
+    recipe = [part for part in (
+        one_of(f"lr {c.get('lr'):g} ({c.get('lr_schedule')})" for c in cfgs) if any(
+            c.get("lr_schedule", "exponential") != "exponential" for c in cfgs) else "",
+        one_of(f"weight decay {c['weight_decay']:g}" for c in cfgs) if any(c.get("weight_decay") for c in cfgs) else "",
+        "random crop and flip" if any(c.get("crop_flip") for c in cfgs) else "",
+        "the training attack crafted in train mode" if any(c.get("attack_train_mode") for c in cfgs) else "",
+        "kept epoch " + one_of(f"{r.get('selected_epoch')} ({r.get('selected_by')})" for r in rs)
+        if any(c.get("keep_best") for c in cfgs) else "") if part]
     return (f"*This section's runs, as their configs record them:* trained on {on} ({images} images), {epochs} epochs, "
-            f"{init}, images at {size}; tested on {tested}.")
+            f"{init}, images at {size}" + (f"; {', '.join(recipe)}" if recipe else "") + f"; tested on {tested}.")
 
 
 def seeds_line(rs: list[dict]) -> str:

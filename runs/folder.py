@@ -175,16 +175,20 @@ def check_finite(model, when: str) -> None:
                          "Nothing was saved over the last good checkpoint")
 
 
-def save_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, epoch: int, history: list) -> None:
+def save_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, epoch: int, history: list,
+                    extra: dict | None = None) -> None:
+    """extra: what else a resumed run needs (the kept epoch's model state under keep_best)."""
     check_finite(model, f"in epoch {epoch + 1}")
     save_torch(Path(out) / CHECKPOINT, {
         "format": CHECKPOINT_FORMAT, "method": to_jsonable(cfg.method()), "epoch": epoch,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history})
+        "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "extra": extra or {}})
 
 
-def restore_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, rank: int = 0) -> tuple[int, list]:
-    """(first epoch to run, history so far); refuses a checkpoint of another configuration."""
+def restore_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, rank: int = 0,
+                       extra: dict | None = None) -> tuple[int, list]:
+    """(first epoch to run, history so far); refuses a checkpoint of another configuration. `extra`, a dict, is
+    filled with what save_checkpoint stored beside the state."""
     path = Path(out) / CHECKPOINT
     ckpt = load_torch(path, what="checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -201,6 +205,8 @@ def restore_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, r
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     set_rng_state(ckpt["rng"], rank)
+    if extra is not None:
+        extra.update(ckpt.get("extra") or {})
     return ckpt["epoch"] + 1, ckpt["history"]
 
 

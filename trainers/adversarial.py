@@ -45,9 +45,36 @@ def training_attack(cfg) -> AttackSpec | None:
                       n_pixels=cfg.noise_pixels, threat="white-box", seed=cfg.seed).validate()
 
 
+VAL_PGD = dict(steps=10, alpha=2 / 255)  # the validation PGD of Rice et al. 2020: PGD-10, steps of 2/255
+
+
 def eval_attack(cfg, method: str | None = None, threat: str = "white-box") -> AttackSpec | None:
+    """The per-epoch validation attack at the training eps: PGD is always PGD-10 with steps of 2/255 (Rice et
+    al.'s, whatever the training attack's steps); the others take the training attack's settings."""
     method = method or cfg.val_attack
     if not method:
         return None
-    return AttackSpec(method=method, eps=cfg.attack_eps, alpha=cfg.attack_alpha, steps=cfg.attack_steps,
-                      n_pixels=cfg.noise_pixels, threat=threat, seed=cfg.seed).validate()
+    steps = dict(steps=cfg.attack_steps, alpha=cfg.attack_alpha) if method != "pgd" else VAL_PGD
+    return AttackSpec(method=method, eps=cfg.attack_eps, n_pixels=cfg.noise_pixels, threat=threat, seed=cfg.seed,
+                      **steps).validate()
+
+
+def fast_at_images(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    """Fast-AT's adversarial images (Wong et al. 2020, locuslab/fast_adversarial), crafted with the model in TRAIN
+    mode as their code does (BatchNorm on the batch's statistics, its running statistics updated): a uniform start
+    in the eps ball (kept inside [0,1]), one step of spec.alpha along the sign of the input gradient of the
+    cross-entropy, projected back to the ball and to [0,1]. No parameter gradients are kept."""
+    import torch.nn.functional as F
+
+    was_training = model.training
+    model.train()
+    try:
+        delta = torch.empty_like(x).uniform_(-spec.eps, spec.eps)
+        delta = (x + delta).clamp_(0, 1).sub_(x).requires_grad_(True)
+        loss = F.cross_entropy(model(x + delta).float(), y)
+        grad, = torch.autograd.grad(loss, delta)
+        with torch.no_grad():
+            delta = (delta + spec.alpha * grad.sign()).clamp_(-spec.eps, spec.eps)
+            return (x + delta).clamp_(0, 1)
+    finally:
+        model.train(was_training)

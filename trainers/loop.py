@@ -18,6 +18,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -50,7 +51,7 @@ from runs import (
     restore_checkpoint,
     save_checkpoint,
 )
-from trainers.adversarial import eval_attack, mix_adversarial, trades_step, training_attack
+from trainers.adversarial import eval_attack, fast_at_images, mix_adversarial, trades_step, training_attack
 
 
 class Interrupted(RunFailure):
@@ -72,13 +73,25 @@ def freeze(model: nn.Module, trainable: tuple[str, ...]) -> list[nn.Module]:
             and not any(p.requires_grad for p in m.parameters())]
 
 
-def build_optimizer(cfg: RunConfig, model: nn.Module):
+def build_optimizer(cfg: RunConfig, model: nn.Module, steps_per_epoch: int = 1):
+    """(optimizer, scheduler). The scheduler's `per_step` says whether it steps after every optimizer step
+    (cyclic) or once per epoch (exponential, piecewise)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     else:
-        opt = torch.optim.Adam(params, lr=cfg.lr)
-    return opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_gamma)
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.lr_schedule == "piecewise":  # Rice et al. 2020 (and Madry's recipe): x0.1 at 50% and 75% of the epochs
+        milestones = sorted({max(1, math.ceil(cfg.epochs * f)) for f in (0.5, 0.75)})
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
+    elif cfg.lr_schedule == "cyclic":  # Wong et al. 2020: per step, linear 0 -> lr at 2/5 of training -> 0
+        total, peak = cfg.epochs * steps_per_epoch, 0.4 * cfg.epochs * steps_per_epoch
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: float(np.interp(k + 1, [0, peak, total], [0.0, 1.0, 0.0])))
+    else:
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_gamma)
+    scheduler.per_step = cfg.lr_schedule == "cyclic"
+    return opt, scheduler
 
 
 # ---------------------------------------------------------------- signals
@@ -112,9 +125,12 @@ def graceful_interrupts():
 # ---------------------------------------------------------------- the loop
 
 def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: int, seed: int, stop,
-                progress: bool, adv=None, adv_prob: float = 0.0, dist=None, randconv=None, trades=None) -> dict:
+                progress: bool, adv=None, adv_prob: float = 0.0, dist=None, randconv=None, trades=None,
+                scheduler=None, adv_train_mode: bool = False) -> dict:
     """One epoch. `model` may be DDP-wrapped; attacks and attributes use the plain module. `trades`: the
-    RunConfig when the loss is TRADES (its eps, step size and steps shape the inner maximisation)."""
+    RunConfig when the loss is TRADES (its eps, step size and steps shape the inner maximisation). A scheduler
+    with per_step set steps after every optimizer step. adv_train_mode: the training attack is crafted with the
+    model in train mode (Fast-AT)."""
     from tqdm.auto import tqdm
 
     wrapped = getattr(model, "_orig_mod", model)  # under torch.compile
@@ -135,7 +151,10 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     with wrapped.join() if ddp else contextlib.nullcontext():  # DDP: shards may differ by one batch
         for step, (x, y) in enumerate(bar):
             with batches.autocast():  # the adversarial examples are crafted in the training step's precision
-                if adv is not None:
+                if adv is not None and adv_train_mode:
+                    x = fast_at_images(plain, x, y, adv)
+                    adv_seen += len(y)
+                elif adv is not None:
                     x, mask = mix_adversarial(plain, x, y, adv_prob, adv)
                     adv_seen += int(mask.sum())
                 if trades is not None:  # crafts its own adversarial images (KL inner maximisation), then one joint forward
@@ -152,6 +171,8 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler is not None and getattr(scheduler, "per_step", False):
+                scheduler.step()
             detached = loss.detach()
             bad_step = torch.where((bad_step < 0) & ~torch.isfinite(detached), step, bad_step)
             loss_sum += detached * len(y)
@@ -234,11 +255,14 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
     train_set, eval_sets, described = prepare_data(cfg, data_root, cache_dir, download)
     model = init_model(cfg).to(device, memory_format=memory_format(device, cfg.channels_last))
     frozen = freeze(model, cfg.trainable)
-    optimizer, scheduler = build_optimizer(cfg, model)
+    computing = dict(precision=cfg.precision, channels_last=cfg.channels_last)
+    train_batches = Batches(train_set, cfg.batch_size, device, shuffle=True, augment=train_augmentation(cfg, device),
+                            image_size=cfg.image_size, shard=(dist.rank, dist.world), drop_single=True, **computing)
+    optimizer, scheduler = build_optimizer(cfg, model, len(train_batches))
     loss_fn = build_loss(cfg)
-    start_epoch, history = 0, []
+    start_epoch, history, best = 0, [], {}  # best: the kept epoch's model state, epoch and robust val accuracy
     if resume:
-        start_epoch, history = restore_checkpoint(out, cfg, model, optimizer, scheduler, dist.rank)
+        start_epoch, history = restore_checkpoint(out, cfg, model, optimizer, scheduler, dist.rank, extra=best)
         print(f"resuming {cfg.preset} from epoch {start_epoch + 1}", file=sys.stderr)
 
     train_model = model
@@ -248,14 +272,6 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:  # only the training step; evaluation, attacks and the saved state dict use the plain model
         train_model = torch.compile(train_model, backend=os.environ.get("TRUSTLAB_COMPILE_BACKEND", "inductor"))
-    augment = None
-    if cfg.augment:
-        from loaders.augment import study_augmentation
-
-        augment = study_augmentation().to(device)
-    computing = dict(precision=cfg.precision, channels_last=cfg.channels_last)
-    train_batches = Batches(train_set, cfg.batch_size, device, shuffle=True, augment=augment,
-                            image_size=cfg.image_size, shard=(dist.rank, dist.world), drop_single=True, **computing)
     described["train"]["last_batch"] = ("a final batch of one image is dropped each epoch"
                                         if train_batches.drops_last() else "kept whole")
     eval_batches = {k: Batches(v, cfg.eval_batch_size, device, image_size=cfg.image_size, **computing)
@@ -280,8 +296,10 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                 row.update(train_epoch(train_model, train_batches, loss_fn, optimizer, frozen, epoch=epoch,
                                        seed=cfg.seed, stop=stop, progress=progress, adv=adv_train,
                                        adv_prob=cfg.adv_prob, dist=dist, randconv=randconv,
-                                       trades=cfg if cfg.loss == "trades" else None))
-                scheduler.step()
+                                       trades=cfg if cfg.loss == "trades" else None, scheduler=scheduler,
+                                       adv_train_mode=cfg.attack_train_mode))
+                if not getattr(scheduler, "per_step", False):
+                    scheduler.step()
                 classifier = Classifier(model, knn_train, cfg.knn_k)
                 for key, batches in eval_batches.items():
                     row[f"{key}_acc"] = accuracy(classifier, batches)
@@ -290,14 +308,19 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                         row[f"{key}_adv_acc"] = accuracy(classifier, batches, adv_eval, seed=cfg.seed)
                 row["seconds"] = round(time.time() - t0, 2)
                 history.append(row)
+                if cfg.keep_best:
+                    keep_if_best(best, model, row, f"{cfg.train_on}_val_adv_acc")
                 if dist.is_main:  # only rank 0 writes
-                    save_checkpoint(out, cfg, model, optimizer, scheduler, epoch, history)
+                    save_checkpoint(out, cfg, model, optimizer, scheduler, epoch, history, extra=best)
                     tracker.log(_namespaced(row, study_names), step=epoch + 1)
                     print(_epoch_line(cfg, row), file=sys.stderr)
                 dist.barrier()
         results = {}
         if dist.is_main:
-            results = _finish(cfg, out, model, history, described, device, started, dist.world, draw_curves)
+            if best:  # the kept epoch's weights are the run's model
+                model.load_state_dict(best["state"])
+            results = _finish(cfg, out, model, history, described, device, started, dist.world, draw_curves,
+                              best.get("epoch"))
             tracker.summary(_namespaced(results["metrics"], study_names))
             if draw_curves is not None:
                 tracker.image(wandb_keys.CURVES_IMAGE, out / "curves.png")
@@ -313,8 +336,38 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
     return results
 
 
-def _finish(cfg, out: Path, model, history, described, device, started, world: int = 1, draw_curves=None) -> dict:
-    final = history[-1]
+def train_augmentation(cfg: RunConfig, device) -> nn.Module | None:
+    """The training batches' augmentation, only where a section asks for one: the study's set (augment) and the
+    CIFAR-10 recipes' random crop (4 px zero padding) and horizontal flip (crop_flip), in that order."""
+    parts = []
+    if cfg.augment:
+        from loaders.augment import study_augmentation
+
+        parts.append(study_augmentation())
+    if cfg.crop_flip:
+        from loaders.augment import crop_flip
+
+        parts.append(crop_flip())
+    if not parts:
+        return None
+    return (parts[0] if len(parts) == 1 else nn.Sequential(*parts)).to(device)
+
+
+def keep_if_best(best: dict, model: nn.Module, row: dict, key: str) -> None:
+    """Rice et al. 2020's early stopping: keep the model state of the epoch with the highest `key` (the white-box
+    robust validation accuracy); ties keep the earlier epoch."""
+    value = row.get(key)
+    if value is None:
+        raise RunFailure(f"keep_best needs {key} every epoch, and this run has no such number (no val split?)")
+    if not best or value > best["value"]:
+        best.update(epoch=row["epoch"], value=value,
+                    state={k: v.detach().clone() for k, v in model.state_dict().items()})
+
+
+def _finish(cfg, out: Path, model, history, described, device, started, world: int = 1, draw_curves=None,
+            chosen: int | None = None) -> dict:
+    """chosen: the kept epoch (1-based) under keep_best; its row gives the metrics, else the last epoch's."""
+    final = history[chosen - 1] if chosen else history[-1]
     metrics = {k: v for k, v in final.items() if k.startswith("train_") or k.endswith("_acc")}
     attack = eval_attack(cfg)
     results = to_jsonable({
@@ -322,6 +375,8 @@ def _finish(cfg, out: Path, model, history, described, device, started, world: i
         "config": cfg.to_dict(), "roles": dict(cfg.stand_ins), "datasets": described,
         "metrics": metrics, "history": history,
         "val_attack": attack.describe() if attack else None,
+        "selected_epoch": chosen or len(history),  # the epoch whose model this run keeps (model.pt)
+        "selected_by": f"best {cfg.train_on} val robust accuracy ({attack.label})" if chosen else "last epoch",
         "provenance": {**provenance(device, time.time() - started), "world_size": world,
                        **resolved(device, cfg.precision, cfg.channels_last)},
     })

@@ -84,3 +84,77 @@ def test_first_n_training_images_is_mnist_10k(data_root):
     full = load_split("mnist", "train", data_root)
     assert cfg.train_take == "first" and torch.equal(train.images, full.images[:cfg.train_size])
     assert np.array_equal(train.labels.numpy(), full.labels[:cfg.train_size].numpy())
+
+
+# ---------------------------------------------------------------- readers validate ranges (issue 23)
+
+def _syn_with(tmp_path, labels=None, images=None):
+    import scipy.io
+
+    write_syn(tmp_path)
+    path = tmp_path / "syn" / "synth_train_32x32.mat"
+    mat = scipy.io.loadmat(path)
+    x, y = mat["X"], mat["y"].astype(np.int64)
+    if labels is not None:
+        y = labels(y)
+    if images is not None:
+        x = images(x)
+    scipy.io.savemat(path, {"X": x, "y": y})
+    return path
+
+
+@pytest.mark.parametrize("edit,message", [
+    (dict(labels=lambda y: np.where(np.arange(len(y))[:, None] == 3, 11, y)), "holds label 11 at index 3"),
+    (dict(labels=lambda y: np.where(np.arange(len(y))[:, None] == 5, -1, y)), "holds label -1 at index 5"),
+    (dict(labels=lambda y: np.where(y == 1, 10, y)), "both label 0 and label 10"),
+    (dict(images=lambda x: x.astype(np.float32) / 255), "dtype float32"),
+])
+def test_a_syn_file_out_of_range_is_refused_not_taken_modulo_ten(tmp_path, edit, message):
+    from core.errors import RunFailure
+
+    _syn_with(tmp_path, **edit)
+    with pytest.raises(RunFailure, match=message):
+        load_split("syn", "train", tmp_path)
+
+
+def test_svhns_label_ten_is_the_digit_zero(tmp_path):
+    _syn_with(tmp_path, labels=lambda y: np.where(y == 0, 10, y))  # SVHN's convention: 1..10
+    _, y = _digits("train", 32)
+    assert load_split("syn", "train", tmp_path).labels.tolist() == y.tolist()
+
+
+def test_a_usps_value_outside_minus_one_to_one_is_refused_not_wrapped(tmp_path):
+    import bz2
+
+    from core.errors import RunFailure
+
+    write_usps(tmp_path)
+    path = tmp_path / "usps" / "usps.t.bz2"
+    lines = bz2.decompress(path.read_bytes()).decode().splitlines()
+    head, *values = lines[2].split()
+    values[7] = values[7].split(":")[0] + ":1.5"
+    lines[2] = " ".join([head, *values])
+    path.write_bytes(bz2.compress(("\n".join(lines) + "\n").encode()))
+    with pytest.raises(RunFailure, match="line 3 holds the pixel value 1.5"):
+        load_split("usps", "test", tmp_path)
+
+
+def test_mnistm_images_without_their_labels_file_name_the_labels_file(tmp_path):
+    from core.errors import RunFailure
+
+    write_mnistm(tmp_path)
+    (tmp_path / "mnist_m" / "mnist_m_test_labels.txt").unlink()
+    with pytest.raises(RunFailure, match="labels file .*mnist_m_test_labels.txt is missing"):
+        load_split("mnistm", "test", tmp_path)
+
+
+def test_an_mnistm_label_out_of_range_is_refused(tmp_path):
+    from core.errors import RunFailure
+
+    write_mnistm(tmp_path)
+    labels = tmp_path / "mnist_m" / "mnist_m_test_labels.txt"
+    lines = labels.read_text().splitlines()
+    lines[1] = lines[1].split()[0] + " 12"
+    labels.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RunFailure, match="line 2 gives label 12"):
+        load_split("mnistm", "test", tmp_path)
