@@ -30,6 +30,10 @@ AUDIT_POINTS ?=
 PUBLISH ?=
 TARGETS ?=
 R := $(RESULTS)/$(PROFILE)
+# A second `make` of a target another one is writing waits for it (up to LOCK_WAIT seconds), then finds the
+# file done and leaves it alone: .DELETE_ON_ERROR never deletes a file another process wrote.
+LOCK_WAIT ?= 86400
+export TRUSTLAB_LOCK_WAIT := $(LOCK_WAIT)
 # Scale-out. GPUS="0 1 2 3" pins each section to one GPU (round robin over the run folders) for make -j.
 # LAUNCHER=slurm submits each section as a SLURM job through submitit (LAUNCHER=local: submitit's local executor).
 GPUS ?=
@@ -89,6 +93,7 @@ help: ## List the targets and variables
 	@echo "           PRECISION (auto|bf16|fp32) CHANNELS_LAST (1|0) TARGETS (make plan: questions or sections)"
 	@echo "           AUDIT_POINTS (test images for AutoAttack and the audit; default: the profile's) PUBLISH (make wandb-report)"
 	@echo "           EXTRA (flags added to every command) GPUS LAUNCHER PARTITION GPUS_PER_JOB TIME DEMO_JOBS TEST_JOBS PYTHON"
+	@echo "           LOCK_WAIT (seconds a second make of a target waits for the one writing it; default 86400)"
 
 venv: $(VENV)/.installed ## Create .venv and install requirements.txt
 
@@ -133,7 +138,8 @@ gpu-check: | $(VENV_STAMP) ## Everything a GPU should show before `make all` (<8
 
 plan: ## Before a long run: per run folder, images x epochs, estimated time (from make bench), disk, done or not. TARGETS="q1 dg"
 	@$(BOOT_PYTHON) -m experiments.costs --profile '$(PROFILE)' --results '$(RESULTS)' --seed '$(SEED)' \
-		--seeds '$(SEEDS)' --pretrained '$(PRETRAINED)' --weights '$(WEIGHTS)' --bench-dir '$(RESULTS)/bench' $(TARGETS)
+		--seeds '$(SEEDS)' --pretrained '$(PRETRAINED)' --weights '$(WEIGHTS)' --bench-dir '$(RESULTS)/bench' \
+		--audit-points '$(AUDIT_POINTS)' $(TARGETS)
 
 report: | $(VENV_STAMP) ## REPORT.md for PROFILE from whatever results exist (study vs ours, mean ± std)
 	$(PYTHON) cli.py report --profile $(PROFILE) --results $(RESULTS) $(if $(filter 1,$(WANDB)),--wandb)

@@ -101,7 +101,7 @@ def _train(ctx: typer.Context, command: str, options: dict, renamed: dict | None
     from report.figures import plot_curves
 
     results = run(cfg, out, job_type=command, draw_curves=plot_curves, **run_flags)
-    if results:  # a DDP rank other than 0 returns nothing: rank 0 reports
+    if results.get("metrics") is not None:  # a DDP rank other than 0 returns nothing: rank 0 reports
         shown = ", ".join(f"{k} {v:.2f}" for k, v in results["metrics"].items() if isinstance(v, (int, float)))
         emit({"command": command, "preset": results["preset"], "seed": results["seed"], "metrics": results["metrics"],
               "out": str(out / "metrics.json")}, f"{results['preset']}: {shown}\nwrote {out / 'metrics.json'}")

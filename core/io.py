@@ -91,23 +91,41 @@ def _owner(lock: Path) -> dict | None:
         return None
 
 
+def lock_wait() -> float:
+    """Seconds a second writer waits for a held lock before giving up: TRUSTLAB_LOCK_WAIT (Make sets it, so
+    two `make`s of one target never fail on each other), else 0 (stop at once)."""
+    try:
+        return max(0.0, float(os.environ.get("TRUSTLAB_LOCK_WAIT", "0") or 0))
+    except ValueError:
+        return 0.0
+
+
 @contextmanager
-def exclusive(lock: str | os.PathLike, what: str):
+def exclusive(lock: str | os.PathLike, what: str, wait: float | None = None):
     """Hold `lock` while the block runs: an flock on the lock file (the kernel drops it when its process
     dies, however it dies; NFS forwards it to the server), with the owner's pid and host written inside
-    for messages. A second writer stops with a one-line LockBusy naming the owner. A lock file left by a
-    process that died holding it is reported on stderr and taken over."""
+    for messages. A second writer waits up to `wait` seconds (default: lock_wait()) for the holder, saying so
+    once on stderr, then stops with a one-line LockBusy naming the owner. A lock file left by a process that
+    died holding it is reported on stderr and taken over."""
     import fcntl
 
     lock = Path(lock)
     ensure_dir(lock.parent)
-    for _ in range(5):
+    deadline, said, changes = time.time() + (lock_wait() if wait is None else wait), False, 0
+    while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             owner = _owner(lock) or {}
+            if time.time() < deadline:
+                if not said:
+                    print(f"waiting for pid {owner.get('pid', '?')} on {owner.get('host', '?')} to finish with "
+                          f"{what} (lock {lock}; up to {deadline - time.time():.0f} s)", file=sys.stderr, flush=True)
+                    said = True
+                time.sleep(0.2)
+                continue
             raise LockBusy(f"{what} is in use by pid {owner.get('pid', '?')} on {owner.get('host', '?')} "
                            f"(lock {lock}); wait for it to finish") from None
         try:
@@ -117,8 +135,9 @@ def exclusive(lock: str | os.PathLike, what: str):
         if same:
             break
         os.close(fd)  # the holder released (and removed) the file between our open and our lock: again
-    else:
-        raise LockBusy(f"{what}: the lock {lock} keeps changing hands; try again")
+        changes += 1
+        if changes >= 5:
+            raise LockBusy(f"{what}: the lock {lock} keeps changing hands; try again")
     stale = _owner(lock)
     if stale:
         print(f"warning: taking over the stale lock {lock} (pid {stale['pid']} on {stale.get('host')} died "

@@ -89,8 +89,19 @@ def rows(profile: str, names: list[str], results: str = "results", seeds=(), pre
             arch_mb = MB.get(cfg.arch, 44.8)
             out.append({"run": str(run.folder), "images": train, "epochs": cfg.epochs, "seconds": seconds,
                         "disk_mb": round(arch_mb * (1 + (3 if cfg.optimizer == "adam" else 2))),
-                        "done": (run.folder / "metrics.json").is_file()})
+                        "done": _done(run.folder / "metrics.json", cfg)})
     return out, (bench[3] if bench else None)
+
+
+def _done(metrics: Path, cfg) -> bool:
+    """Done as Make decides it: the results file exists and records this config (experiments/make.py dates a
+    stamp before a results file made with the same config, and after it otherwise, so Make reruns it)."""
+    from experiments.make import _same_config
+
+    try:
+        return metrics.is_file() and _same_config(metrics, cfg)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # unreadable: Make's rule (a stamp newer than it) reruns it
 
 
 def estimate_total(profile: str, rows_gpu=None, bench_dir="results/bench") -> float | None:
@@ -125,18 +136,25 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="paper")
     ap.add_argument("--results", default="results")
-    ap.add_argument("--seed", type=int, default=0, help="Make's SEED (the single-seed layout)")
+    ap.add_argument("--seed", default="0", help="Make's SEED (the single-seed layout)")
     ap.add_argument("--seeds", default="", help="Make's SEEDS: space-separated seeds (the seed-<n> layout)")
-    ap.add_argument("--pretrained", type=int, default=1)
+    ap.add_argument("--pretrained", default="1")
     ap.add_argument("--weights", default="", help="Make's WEIGHTS")
     ap.add_argument("--bench-dir", default="results/bench")
+    ap.add_argument("--audit-points", default="", help="Make's AUDIT_POINTS (checked like make's)")
     ap.add_argument("targets", nargs="*", help="questions (q1, q2, dg) or section names; default: all")
     args = ap.parse_args(argv)
-    if args.profile not in PROFILES:
-        print(f"error: unknown profile {args.profile!r}; choose one of {', '.join(PROFILES)}", file=sys.stderr)
+    from experiments.make import make_variables
+
+    try:
+        v = make_variables(args.seed, args.seeds, args.pretrained, args.audit_points, args.results, args.profile)
+    except TrustlabError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    table, source = rows(args.profile, _names(args.targets), args.results, [int(s) for s in args.seeds.split()],
-                         bool(args.pretrained), args.bench_dir, seed=args.seed, weights=args.weights or None)
+    for note in v["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    table, source = rows(args.profile, _names(args.targets), args.results, v["seeds"], v["pretrained"],
+                         args.bench_dir, seed=v["seed"], weights=args.weights or None)
     print("| run | train images x epochs | estimated time | disk | status |\n|---|---|---|---|---|")
     todo = [r for r in table if not r.get("done") and "error" not in r]
     for r in table:

@@ -172,14 +172,44 @@ def skipped_lines(question: str, profile: str, results: str) -> list[str]:
     return lines
 
 
+def make_variables(seed: str, seeds: str, pretrained: str = "1", audit_points: str = "", results: str = "results",
+                   profile: str = "paper") -> dict:
+    """Make's variables, checked before any work: one TrustlabError naming the variable and its valid values.
+    Returns {"seed", "seeds" (duplicates dropped), "pretrained", "audit_points", "notes"}."""
+    from core.config import MAX_SEED
+
+    def whole(name: str, text: str, low: int, high: int | None = None) -> int:
+        text = str(text).strip()
+        if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+            raise TrustlabError(f"{name}={text!r}: give a whole number from {low}" + (f" to {high}" if high else
+                                                                                     " up"))
+        return int(text)
+
+    if profile not in PROFILES:
+        raise TrustlabError(f"PROFILE={profile!r}: choose one of {', '.join(PROFILES)}")
+    if any(c.isspace() for c in str(results)):
+        raise TrustlabError(f"RESULTS={results!r} holds a space, which Make cannot put in a target's path; "
+                            "choose a folder without spaces (a symlink to it works)")
+    out = {"seed": whole("SEED", seed or "0", 0, MAX_SEED), "notes": []}
+    listed = [whole("SEEDS", s, 0, MAX_SEED) for s in str(seeds).split()]
+    out["seeds"] = list(dict.fromkeys(listed))
+    if len(out["seeds"]) < len(listed):
+        out["notes"].append(f"SEEDS={seeds.strip()!r} names a seed twice; each runs once: {' '.join(map(str, out['seeds']))}")
+    if str(pretrained).strip() not in ("0", "1"):
+        raise TrustlabError(f"PRETRAINED={pretrained!r}: give 1 (ImageNet weights) or 0 (random initialisation)")
+    out["pretrained"] = str(pretrained).strip() == "1"
+    out["audit_points"] = whole("AUDIT_POINTS", audit_points, 1) if str(audit_points).strip() else None
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--help-targets", action="store_true", help="print the section targets for `make help`")
     ap.add_argument("--profile", default="paper")
     ap.add_argument("--results", default="results")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", default="0")
     ap.add_argument("--seeds", default="", help="space-separated seeds (the seed-<n> layout); empty: --seed")
-    ap.add_argument("--pretrained", type=int, default=1)
+    ap.add_argument("--pretrained", default="1")
     ap.add_argument("--weights", default="")
     ap.add_argument("--source", default="", help="transfer source for every section (Make's SOURCE)")
     ap.add_argument("--extra", default="", help="Make's EXTRA flags (recorded in every stamp)")
@@ -196,14 +226,14 @@ def main(argv=None) -> int:
         print(help_lines())
         return 0
     try:
-        if args.profile not in PROFILES:
-            raise TrustlabError(f"unknown profile {args.profile!r}; choose one of {', '.join(PROFILES)}")
-        seeds = [int(s) for s in args.seeds.split()]
-        text = rules(args.profile, args.results, args.seed, seeds, bool(args.pretrained), args.weights or None,
-                     args.extra, args.source or None, int(args.audit_points) if args.audit_points else None)
+        v = make_variables(args.seed, args.seeds, args.pretrained, args.audit_points, args.results, args.profile)
+        text = rules(args.profile, args.results, v["seed"], v["seeds"], v["pretrained"], args.weights or None,
+                     args.extra, args.source or None, v["audit_points"])
     except (TrustlabError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    # a note goes through Make itself ($(info)): this program's output is the fragment's path
+    text = "".join(f"$(info note: {note})\n" for note in v["notes"]) + text
     if args.out_dir:
         path = Path(args.out_dir) / f"rules-{hashlib.sha1(text.encode()).hexdigest()[:16]}.mk"
         _write_if_changed(path, text)

@@ -40,7 +40,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
     Profile("smoke", "a few hundred images and 1 epoch, for CI",
             scale={"q1": dict(train_size=300, eval_size=200, epochs=1, finetune_samples=100),
                    "dg": dict(train_size=300, eval_size=200, epochs=1),
-                   "q2": dict(train_size=300, val_size=200, eval_size=100, epochs=1, model_input_size=32)},
+                   "q2": dict(train_size=300, val_size=200, eval_size=50, epochs=1, model_input_size=32)},
             umap_points=100, curve_samples=(25, 50), autoattack_points=8, square_queries=50,
             audit_sections=("q2-baseline", "q2-adversarial", "q2-fast-at", "q2-pgd-at", "q2-trades")),
     # `make demo` in about 5 minutes on 2 CPU cores: 400 training images, Q2 evaluated on 100 test images,

@@ -61,11 +61,25 @@ def claimed(ev, defaults: dict[str, str]):
     and clear what an interrupted earlier write of these files left behind."""
     check_outputs(ev, defaults)
     out = Path(ev.out)
+    before = _mtime(out)
     with exclusive(ensure_dir(out.parent) / f".{out.name}.lock", f"results file {out}"):
+        if _mtime(out) != before:  # another writer finished these results while we waited for its lock
+            raise FinishedMeanwhile(out)
         check_outputs(ev, defaults)  # again, now that no other evaluation can write these files meanwhile
         for path in outputs(ev.kind, out):
             clean_partial(path)
         yield out
+
+
+class FinishedMeanwhile(Exception):
+    """The results file was written by another process while this one waited for its lock: nothing to do."""
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def one_writer(defaults: dict[str, str]):
@@ -74,7 +88,14 @@ def one_writer(defaults: dict[str, str]):
     def decorate(run):
         @functools.wraps(run)
         def wrapped(ev, *args, **kwargs):
-            with claimed(ev, defaults):
-                return run(ev, *args, **kwargs)
+            try:
+                with claimed(ev, defaults):
+                    return run(ev, *args, **kwargs)
+            except FinishedMeanwhile as done:
+                import sys
+
+                print(f"note: {done.args[0]} was written by another process while this one waited; nothing to do",
+                      file=sys.stderr)
+                return json.loads(Path(done.args[0]).read_text())
         return wrapped
     return decorate

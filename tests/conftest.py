@@ -8,6 +8,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("WANDB_MODE", "disabled")  # tests that check W&B turn it on themselves
 os.environ.setdefault("MPLBACKEND", "Agg")
+# one numba JIT cache for every test and the commands they start (UMAP compiles once per machine, not once per
+# test's own cache folder): the commands take NUMBA_CACHE_DIR when set (eval/umap_run.py)
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"trustlab-tests-numba-{os.getuid()}"))
 # `make test` runs two pytest workers with OMP_NUM_THREADS=1 each; alone, a test process takes both cores
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
 

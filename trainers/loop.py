@@ -10,6 +10,7 @@ run(cfg, ...) -> results dict, and on disk under `out`:
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -220,8 +221,13 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
     if dist_rank() != 0:  # under torchrun only rank 0 writes, so only it holds the lock
         return _run(cfg, out, data_root, cache_dir, download, wandb, resume, progress, job_type, draw_curves)
     created = not out.exists()
+    before = _mtime(out / METRICS)
     try:
         with exclusive(ensure_dir(out) / LOCK, f"run folder {out}"):
+            if _mtime(out / METRICS) != before:  # another writer finished this run while we waited for its lock
+                print(f"note: {out / METRICS} was written by another process while this one waited; "
+                      "nothing to do", file=sys.stderr)
+                return json.loads((out / METRICS).read_text())
             _check_start(out, overwrite, resume)  # again, now that no other writer can finish meanwhile
             for name in (METRICS, MODEL, CHECKPOINT, "curves.png"):
                 clean_partial(out / name)  # what an interrupted write of ours left behind
@@ -231,6 +237,13 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
             with contextlib.suppress(OSError):
                 out.rmdir()  # only if empty: a checkpoint or anything else keeps it
         raise
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _check_start(out: Path, overwrite: bool, resume: bool) -> None:
