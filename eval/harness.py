@@ -57,8 +57,14 @@ def provenance_of(test: Batches, started: float) -> dict:
 
 def head(ev: Evaluation, results: dict, cfg) -> dict:
     """The fields every results file of an evaluation starts with."""
+    from runs.folder import MODEL, file_sha256
+
+    run = results.get("identity") or {}
     return {"evaluation": ev.kind, "model": str(ev.model), "preset": results["preset"], "profile": results["profile"],
-            "seed": results["seed"], "config": cfg.to_dict()}
+            "seed": results["seed"], "config": cfg.to_dict(),
+            # whose evaluation this is: the run's identity, and the model file this evaluation read
+            "identity": {**run, "model_sha256": file_sha256(Path(ev.model) / MODEL),
+                         "run_model_sha256": run.get("model_sha256")}}
 
 
 def source(ev: Evaluation, cfg, specs, device):

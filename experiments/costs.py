@@ -21,7 +21,6 @@ from pathlib import Path
 
 from core.errors import TrustlabError
 from experiments.matrix import runs
-from experiments.profiles import PROFILES
 from experiments.sections import QUESTIONS, SECTIONS
 from loaders.registry import sizes  # (train, test) images of each dataset's official splits
 from runs import layout

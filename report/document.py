@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from report import checks, figures, prose, tables
-from report.load import curve_points, runs
+from report.load import curve_points, refused, reset, runs, seed_problems
 
 
 @dataclass
@@ -59,6 +59,7 @@ class Document:
 def collect(root: Path, profile, sections: dict, questions: dict, out_dir: Path) -> Document:
     """Read every question's results under root (results/<profile>), draw its figures into out_dir and return
     the report as data."""
+    reset()
     preamble = [Text([prose.generated(root, profile)])] + \
         ([Text([prose.banner(profile)])] if prose.banner(profile) else [])
     parts = []
@@ -67,6 +68,10 @@ def collect(root: Path, profile, sections: dict, questions: dict, out_dir: Path)
         scaled = {k for key, v in profile.scale.items() if key.split(":")[0] == q.name for k in v}
         scaled |= {"train_on", "eval_on"}  # differ by profile, not by method
         parts.append(Part(q, _question(root, q, secs, sections, scaled, out_dir), _sections(root, out_dir, secs)))
+    problems = refused() + [p for name in sections for p in seed_problems(name, runs(root, name))]
+    if problems:  # loud, at the top: results files that are not what their place says, seeds that cannot average
+        preamble.append(Text(["**Results files the report left out or could not trust** (each names its file):"]))
+        preamble.append(Checks([f"**{p}**" for p in problems]))
     return Document(f"trustlab report · profile `{profile.name}`", preamble, parts)
 
 

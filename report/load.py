@@ -30,16 +30,84 @@ def load(path: Path) -> dict | None:
     return found
 
 
+_REFUSED: dict[str, str] = {}  # results file -> why the report left it out (listed at the top of the report)
+
+
+def refused() -> list[str]:
+    """Why each results file read since reset() was left out, one sentence per file."""
+    return [_REFUSED[k] for k in sorted(_REFUSED)]
+
+
+def reset() -> None:
+    _REFUSED.clear()
+
+
+def _identity_problem(root: Path, section: str, path: Path, found: dict) -> str | None:
+    """Why a results file is not what its place says: another section's or profile's results, or an evaluation of
+    another model than its folder's run (files from before identities were recorded are taken as they are)."""
+    recorded = found.get("preset")
+    if recorded is not None and recorded != section:
+        return f"{path} records section {recorded!r}, not {section!r} (its folder): left out"
+    if found.get("profile") is not None and found["profile"] != root.name:
+        return f"{path} records profile {found['profile']!r}, not {root.name!r}: left out"
+    if path.name == "metrics.json":
+        return None
+    model = found.get("model")
+    if model and Path(model).resolve() != path.parent.resolve():
+        return f"{path} is the evaluation of {model}, not of the run in its folder: left out"
+    run = load(path.parent / "metrics.json") or {}
+    ours, theirs = (found.get("identity") or {}).get("model_sha256"), (run.get("identity") or {}).get("model_sha256")
+    if ours and theirs and ours != theirs:
+        return (f"{path} evaluated another model than the one {path.parent / 'metrics.json'} describes (model.pt "
+                "changed since: the run was retrained); left out: rerun the evaluation")
+    return None
+
+
 def runs(root: Path, section: str, name: str = "metrics.json") -> list[dict]:
-    """Every seed's `name` results file of a section (<section>/<name> and <section>/seed-<n>/<name>)."""
-    found = [load(f.path) for f in find(root / section, name) if f.samples is None]
-    return [r for r in found if r is not None]
+    """Every seed's `name` results file of a section (<section>/<name> and <section>/seed-<n>/<name>), except
+    those whose identity does not match their place (refused() says which, and why)."""
+    out = []
+    for f in find(root / section, name):
+        found = load(f.path) if f.samples is None else None
+        if found is None:
+            continue
+        why = _identity_problem(root, section, f.path, found)
+        if why:
+            _REFUSED[str(f.path)] = why
+            continue
+        out.append(found)
+    return out
 
 
 def curve_points(root: Path, section: str, name: str = "metrics.json") -> list[dict]:
     """Every `name` results file of a curve section's points (<section>/samples-<n>[/seed-<s>]/<name>)."""
     found = [load(f.path) for f in find(root / section, name) if f.samples is not None]
     return [r for r in found if r]
+
+
+def seed_problems(section: str, rs: list[dict]) -> list[str]:
+    """Seeds of one section that cannot be averaged: configs that differ in anything but the seed, or one model
+    counted twice (the same model file in two seed folders)."""
+    from core.config import RUNTIME_FIELDS
+
+    problems = []
+    method = lambda r: {k: v for k, v in (r.get("config") or {}).items() if k not in (*RUNTIME_FIELDS, "seed")}
+    first = method(rs[0]) if rs else {}
+    for r in rs[1:]:
+        differ = sorted(k for k in set(first) | set(method(r)) if first.get(k) != method(r).get(k))
+        if differ:
+            k = differ[0]
+            problems.append(f"{section}: seeds {rs[0].get('seed')} and {r.get('seed')} were trained with different "
+                            f"settings ({k} {first.get(k)!r} vs {method(r).get(k)!r}"
+                            + (f", and {len(differ) - 1} more" if len(differ) > 1 else "") + "): their mean ± std "
+                            "mixes two experiments")
+    hashes = [(r.get("identity") or {}).get("model_sha256") for r in rs]
+    twice = sorted({h for h in hashes if h and hashes.count(h) > 1})
+    for h in twice:
+        seeds = [r.get("seed") for r, x in zip(rs, hashes) if x == h]
+        problems.append(f"{section}: the seed folders of seeds {', '.join(map(str, seeds))} hold the same model "
+                        f"(model.pt sha256 {h[:12]}): one run counted {len(seeds)} times")
+    return problems
 
 
 def stand_ins(result: dict) -> dict:

@@ -53,6 +53,10 @@ def check_outputs(ev, defaults: dict[str, str]) -> None:
         if not ours:
             raise UsageError(f"--out {out} exists and is not a results file of this evaluation ({ev.kind}); "
                              "it is left alone: choose another name")
+        theirs = previous.get("model")
+        if theirs and getattr(ev, "model", None) and Path(theirs).resolve() != Path(ev.model).resolve():
+            raise UsageError(f"--out {out} holds the {ev.kind} evaluation of another run ({theirs}), not of "
+                             f"{ev.model}; it is left alone: choose another name")
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.config import RunConfig
+from core.config import RUNTIME_FIELDS, RunConfig
 from core.errors import DataMissing, RunFailure, UsageError
 from core.io import load_torch, read_json, save_torch, to_jsonable, write_json
 from core.seed import rng_state, set_rng_state
@@ -210,12 +210,39 @@ def restore_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, r
     return ckpt["epoch"] + 1, ckpt["history"]
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (a model's identity: an evaluation records the one it read)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def config_sha256(config: dict) -> str:
+    """The SHA-256 of a resolved config's method fields (what makes two runs the same experiment)."""
+    import hashlib
+    import json
+
+    method = {k: v for k, v in config.items() if k not in RUNTIME_FIELDS}
+    return hashlib.sha256(json.dumps(to_jsonable(method), sort_keys=True).encode()).hexdigest()
+
+
+def run_identity(results: dict, model_file: Path) -> dict:
+    """Whose results these are: section, profile, seed, the config's hash and the model file's."""
+    return {"section": results.get("preset"), "profile": results.get("profile"), "seed": results.get("seed"),
+            "config_sha256": config_sha256(results.get("config", {})), "model_sha256": file_sha256(model_file)}
+
+
 def finish_run(out: Path, model, results: dict, draw=None) -> dict:
     """model.pt, then the figures (`draw(results, out)`), then metrics.json last (its presence marks a
-    finished run), then the checkpoint goes."""
+    finished run, and its identity names the model file it goes with), then the checkpoint goes."""
     out = Path(out)
     check_finite(model, "by the end of training")
     save_torch(out / MODEL, model.state_dict())
+    results["identity"] = run_identity(results, out / MODEL)
     if draw is not None:
         draw(results, out)
     write_json(out / METRICS, results)

@@ -231,12 +231,29 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
             _check_start(out, overwrite, resume)  # again, now that no other writer can finish meanwhile
             for name in (METRICS, MODEL, CHECKPOINT, "curves.png"):
                 clean_partial(out / name)  # what an interrupted write of ours left behind
+            if overwrite and (out / METRICS).exists():
+                _drop_evaluations(out)
             return _run(cfg, out, data_root, cache_dir, download, wandb, resume, progress, job_type, draw_curves)
     except BaseException:
         if created:  # a run that failed before writing anything leaves no folder it created (the lock is gone)
             with contextlib.suppress(OSError):
                 out.rmdir()  # only if empty: a checkpoint or anything else keeps it
         raise
+
+
+def _drop_evaluations(out: Path) -> None:
+    """Retraining a finished run: its evaluations (robustness.json, audit.json, knn.json, umap.json and their
+    figures) were of the old model, so they go, under the run's lock, before the new model exists."""
+    from eval.harness import RESULTS_FILES
+    from runs.claim import outputs
+
+    files = [*RESULTS_FILES.items(), ("attack", "audit.json")]  # the audit is an attack evaluation's second file
+    dropped = [p for kind, name in files for p in outputs(kind, out / name) if p.is_file()]
+    for path in dropped:
+        path.unlink()
+    if dropped:
+        print(f"note: retraining {out}: removed its evaluations of the old model ({', '.join(p.name for p in dropped)})",
+              file=sys.stderr)
 
 
 def _mtime(path: Path) -> int | None:

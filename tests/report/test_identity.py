@@ -1,0 +1,81 @@
+"""Every results file knows whose it is (issue 23): the report leaves out, loudly and naming the file, a result
+whose identity does not match its folder or profile and an evaluation of another model, and flags seeds whose
+configs differ and a run counted twice. An evaluation's --out never takes another run's file; retraining drops
+the old model's evaluations."""
+import json
+import shutil
+
+from typer.testing import CliRunner
+
+from cli import app
+from tests.report.test_report import q1_result, write, write_report
+
+runner = CliRunner()
+
+
+def _row(text, name):
+    return next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+
+
+def test_a_copied_results_file_of_another_section_or_profile_is_left_out_and_named(tmp_path):
+    for seed in range(2):
+        write(tmp_path, "q1-baseline", seed, "metrics.json", q1_result("q1-baseline", seed, 90.0 + seed, 50.0))
+    write(tmp_path, "q1-adam", 0, "metrics.json", q1_result("q1-baseline", 0, 99.0, 99.0))  # copied across
+    other = q1_result("q1-no-bn", 0, 70.0, 30.0)
+    write(tmp_path, "q1-no-bn", 0, "metrics.json", {**other, "profile": "smoke"})  # another profile's
+    text = write_report("quick", tmp_path).read_text()
+    assert "99.00" not in _row(text, "q1-adam") and "70.00" not in _row(text, "q1-no-bn")
+    head = text.split("## ")[1]
+    assert "q1-adam/seed-0/metrics.json records section 'q1-baseline', not 'q1-adam'" in head
+    assert "q1-no-bn/seed-0/metrics.json records profile 'smoke', not 'quick'" in head
+
+
+def test_an_evaluation_of_another_model_is_left_out(tmp_path):
+    from tests.report.test_report import robustness
+
+    for seed in range(2):
+        run = {"preset": "q2-baseline", "profile": "quick", "seed": seed, "metrics": {"cifar10_test_acc": 80.0},
+               "identity": {"model_sha256": f"model-{seed}"}}
+        write(tmp_path, "q2-baseline", seed, "metrics.json", run)
+        rob = robustness("q2-baseline", seed, 10.0, 20.0, 50.0)
+        rob["identity"] = {"model_sha256": "model-0"}  # seed 1's evaluation is of seed 0's (old) model
+        write(tmp_path, "q2-baseline", seed, "robustness.json", rob)
+    text = write_report("quick", tmp_path).read_text()
+    assert "q2-baseline/seed-1/robustness.json evaluated another model than the one" in text.split("## ")[1]
+    assert "seed-0/robustness.json evaluated" not in text
+
+
+def test_seeds_with_other_settings_and_a_seed_counted_twice_are_flagged(tmp_path):
+    for seed, lr in ((0, 0.01), (1, 0.5)):
+        r = q1_result("q1-baseline", seed, 90.0, 50.0)
+        write(tmp_path, "q1-baseline", seed, "metrics.json", {**r, "config": {"lr": lr, "seed": seed}})
+    for seed in (0, 1):
+        r = q1_result("q1-adam", seed, 90.0, 50.0)
+        write(tmp_path, "q1-adam", seed, "metrics.json", {**r, "identity": {"model_sha256": "ab" * 32}})
+    head = write_report("quick", tmp_path).read_text().split("## ")[1]
+    assert "q1-baseline: seeds 0 and 1 were trained with different settings (lr 0.01 vs 0.5)" in head
+    assert "q1-adam: the seed folders of seeds 0, 1 hold the same model" in head
+
+
+def test_an_evaluation_never_writes_over_another_runs_results(tmp_path):
+    from tests.test_bad_inputs import FAST
+
+    for name in ("a", "b"):
+        done = runner.invoke(app, ["train", "--preset", "q2-baseline", *FAST, "--out", str(tmp_path / name)])
+        assert done.exit_code == 0, done.output
+    ok = runner.invoke(app, ["attack", "--model", str(tmp_path / "b"), "--method", "fgsm", "--n", "10"])
+    assert ok.exit_code == 0, ok.output
+    before = (tmp_path / "b" / "robustness.json").read_bytes()
+    wrong = runner.invoke(app, ["attack", "--model", str(tmp_path / "a"), "--method", "fgsm", "--n", "10",
+                                "--out", str(tmp_path / "b" / "robustness.json")])
+    assert wrong.exit_code == 2 and "holds the attack evaluation of another run" in wrong.output
+    assert (tmp_path / "b" / "robustness.json").read_bytes() == before
+    ident = json.loads(before)["identity"]
+    assert ident["model_sha256"] == json.loads((tmp_path / "b" / "metrics.json").read_text())["identity"]["model_sha256"]
+    # retraining b drops its evaluation of the old model, as one step under the run's lock
+    shutil.copy(tmp_path / "b" / "robustness.json", tmp_path / "b" / "knn.json.bak")
+    again = runner.invoke(app, ["train", "--preset", "q2-baseline", *FAST, "--seed", "1", "--overwrite",
+                                "--out", str(tmp_path / "b")])
+    assert again.exit_code == 0, again.output
+    assert not (tmp_path / "b" / "robustness.json").exists() and (tmp_path / "b" / "knn.json.bak").exists()
+    assert "removed its evaluations of the old model (robustness.json" in again.output
