@@ -31,8 +31,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+BUDGET_S = 8 * 60  # the whole check, start to finish: each step's timeout is cut to what is left of it
+# the steps' own limits, together under the budget with a minute left for the rate rows (tests check the sum)
+STEP_TIMEOUTS = {"q2-baseline": 100, "q2-adversarial": 100, "attack": 80, "q1": 70, "nccl": 40}
+START = time.time()
+
+
+def _left(start: float | None = None) -> float:
+    """Seconds left of BUDGET_S since the check started."""
+    return BUDGET_S - (time.time() - (START if start is None else start))
+
+
 def _step(name: str, argv: list[str], timeout: int, log: list, env: dict | None = None) -> dict:
     started = time.time()
+    timeout = int(max(1, min(timeout, _left())))  # never past the check's own budget
     try:
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, **(env or {})})
@@ -64,7 +76,9 @@ def main(argv=None) -> int:
         print("error: make gpu-check needs a CUDA GPU and there is none here (on the CPU, `make test` runs the "
               "bf16 and channels_last paths)", file=sys.stderr)
         return 2
-    started, steps = time.time(), []
+    global START
+    START = started = time.time()
+    steps = []
     py, work, data = sys.executable, Path(args.work), args.data_root
     common = ["--data-root", data, "--cache-dir", str(work / "cache"), "--no-download", "--no-wandb", "--overwrite"]
 
@@ -88,21 +102,23 @@ def main(argv=None) -> int:
     for preset in ("q2-baseline", "q2-adversarial"):
         out = work / preset
         _step(f"paper slice: {preset}", [py, "cli.py", "train", "--preset", preset, *q2, *common, "--out", str(out)],
-              150, steps)
+              STEP_TIMEOUTS[preset], steps)
         steps[-1]["peak_gpu_memory_gib"] = _peak(out)
     _step("paper slice: PGD-10 and AutoAttack on 500 test images",
           [py, "cli.py", "attack", "--model", str(work / "q2-baseline"), "--method", "pgd", "--method", "autoattack",
-           "--n", "500", "--out", str(work / "q2-baseline" / "robustness.json"), *common[:-2]], 120, steps)
+           "--n", "500", "--out", str(work / "q2-baseline" / "robustness.json"), *common[:-2]], STEP_TIMEOUTS["attack"],
+          steps)
     steps[-1]["peak_gpu_memory_gib"] = _peak(work / "q2-baseline", "robustness.json")
     out = work / "q1-reverse-unsupervised"
     _step("paper slice: q1-reverse-unsupervised, 1 epoch of MNIST",
           [py, "cli.py", "train", "--preset", "q1-reverse-unsupervised", "--profile", "paper", "--epochs", "1",
-           "--no-pretrained", "--eval", "mnist", "--eval", "usps", *common, "--out", str(out)], 120, steps)
+           "--no-pretrained", "--eval", "mnist", "--eval", "usps", *common, "--out", str(out)], STEP_TIMEOUTS["q1"],
+          steps)
     steps[-1]["peak_gpu_memory_gib"] = _peak(out)
     out = work / "ddp"
     _step("torchrun, nccl, one process", [py, "-m", "torch.distributed.run", "--nproc_per_node=1", "cli.py", "train",
                                           "--preset", "q1-reverse-unsupervised", "--profile", "smoke", "--no-pretrained",
-                                          "--eval", "mnist", *common, "--out", str(out)], 90, steps)
+                                          "--eval", "mnist", *common, "--out", str(out)], STEP_TIMEOUTS["nccl"], steps)
 
     from experiments.costs import estimate_total
 

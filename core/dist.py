@@ -1,7 +1,9 @@
 """torch.distributed for `torchrun --nproc_per_node=N cli.py train ...`: nccl on GPUs, gloo on CPUs.
 
 Each rank trains on a disjoint shard of every epoch; metrics are all-reduced; only rank 0 writes
-results, checkpoints and W&B. Outside torchrun (WORLD_SIZE unset or 1) everything here is a no-op.
+results, checkpoints and W&B. Outside torchrun everything here is a no-op. Under torchrun with one process the
+process group is still initialised (nccl on a GPU), so `make gpu-check`'s one-process nccl step tests the
+backend, and then nothing else changes.
 """
 from __future__ import annotations
 
@@ -46,17 +48,21 @@ def rank() -> int:
 
 def setup(device_name: str = "auto") -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    under_torchrun = "TORCHELASTIC_RUN_ID" in os.environ and "MASTER_ADDR" in os.environ
+    if world <= 1 and not under_torchrun:
         return Dist()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if not td.is_initialized():
         cuda = torch.cuda.is_available() and device_name != "cpu"
         if cuda:
             torch.cuda.set_device(local)
         td.init_process_group(backend="nccl" if cuda else "gloo")
+        if world <= 1:  # one process: the backend came up; check it can talk (a collective), then carry on alone
+            probe = torch.ones(1, device=f"cuda:{local}" if cuda else "cpu")
+            td.all_reduce(probe)
     return Dist(rank=rank, world=world, local_rank=local)
 
 
 def teardown(dist: Dist) -> None:
-    if dist.enabled and td.is_initialized():
+    if td.is_initialized():
         td.destroy_process_group()

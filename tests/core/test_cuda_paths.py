@@ -108,3 +108,40 @@ def test_local_launcher_keeps_the_inherited_gpu(tmp_path):
                           text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": "3"}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "visible=3" in done.stdout  # submitit alone would have set 0
+
+
+def test_one_process_under_torchrun_initialises_the_backend(monkeypatch):
+    """Issue 25, item 6: `make gpu-check`'s one-process torchrun step must bring the process group up (nccl on a
+    GPU; gloo here), not return before it."""
+    import socket
+
+    import torch.distributed as td
+
+    from core.dist import setup, teardown
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for k, v in {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                 "MASTER_PORT": str(port), "TORCHELASTIC_RUN_ID": "test"}.items():
+        monkeypatch.setenv(k, v)
+    dist = setup("cpu")
+    try:
+        assert td.is_initialized() and td.get_backend() == "gloo" and not dist.enabled
+    finally:
+        teardown(dist)
+    assert not td.is_initialized()
+
+
+def test_gpu_checks_step_timeouts_fit_in_its_eight_minutes():
+    """Issue 25, item 12: the step timeouts add up to less than the check's budget, leaving room for the rate rows,
+    and a step never runs past what is left of the budget."""
+    import time
+
+    from bench import gpu_check
+
+    assert sum(gpu_check.STEP_TIMEOUTS.values()) + 60 <= gpu_check.BUDGET_S
+    log = []
+    gpu_check.START = time.time() - gpu_check.BUDGET_S + 2  # 2 s of budget left
+    gpu_check._step("sleeper", [sys.executable, "-c", "import time; time.sleep(30)"], 60, log)
+    assert log[0]["rc"] == 124 and log[0]["seconds"] < 10
