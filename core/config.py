@@ -43,7 +43,9 @@ class RunConfig:
     model_input_size: int | None = None
     augment: bool = False           # the study's augmentation set (loaders/augment.py)
     stand_ins: dict = field(default_factory=dict)  # study dataset -> the dataset standing in for it (demo)
-    randconv: bool = False          # RandConv (Xu et al. 2021), "mix" variant, on every training batch
+    randconv: bool = False          # RandConv (Xu et al. 2021) on every training batch
+    randconv_mix: bool = True       # "mix" (alpha * conv(x) + (1 - alpha) * x), else "img" (conv(x) alone)
+    randconv_identity_prob: float = 0.0  # per view, the probability of leaving the batch unchanged (img: 0.5)
     randconv_views: int = 3         # augmented views per image; cross-entropy on the first
     randconv_weight: float = 10.0   # weight of the consistency (KL to the views' mean) loss
     randconv_kernels: tuple[int, ...] = (1, 3, 5, 7)  # kernel size drawn uniformly per view
@@ -158,6 +160,8 @@ class RunConfig:
             raise UsageError("randconv needs at least one view and odd kernel sizes of at least 1")
         if self.randconv and self.head != "fc":
             raise UsageError("randconv's consistency loss needs class logits: it goes with head 'fc' only")
+        if not 0 <= self.randconv_identity_prob < 1:
+            raise UsageError(f"randconv-identity-prob must be in [0, 1), got {self.randconv_identity_prob}")
         if self.randconv and self.randconv_weight < 0:
             raise UsageError(f"randconv weight must be at least 0, got {self.randconv_weight}")
         if self.loss == "trades" and (self.adv_prob > 0 or self.head != "fc" or self.randconv):

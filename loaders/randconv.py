@@ -37,26 +37,34 @@ def rand_conv(x: torch.Tensor, weight: torch.Tensor, alpha: float, mean=None, st
 
 
 class RandConv:
+    """mix=True: the "mix" variant (RC_mix); mix=False with identity_prob=0.5: the "img" variant (RC_img of the
+    authors' exp_mnist10k.sh: each view is, with probability 0.5, the batch itself, else its random convolution
+    alone), as the authors' RandConvModule decides it once per view of a batch."""
+
     def __init__(self, kernels: Sequence[int] = (1, 3, 5, 7), views: int = 3, weight: float = 10.0,
-                 mean=None, std=None):
+                 mean=None, std=None, mix: bool = True, identity_prob: float = 0.0):
         self.kernels, self.views, self.weight = tuple(kernels), views, weight
-        self.mean, self.std = mean, std
+        self.mean, self.std, self.mix, self.identity_prob = mean, std, mix, identity_prob
 
     @classmethod
     def from_config(cls, cfg) -> RandConv | None:
         if not cfg.randconv:
             return None
-        return cls(cfg.randconv_kernels, cfg.randconv_views, cfg.randconv_weight, cfg.input_mean, cfg.input_std)
+        return cls(cfg.randconv_kernels, cfg.randconv_views, cfg.randconv_weight, cfg.input_mean, cfg.input_std,
+                   mix=getattr(cfg, "randconv_mix", True), identity_prob=getattr(cfg, "randconv_identity_prob", 0.0))
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """All views of batch x, stacked: (views * B, C, H, W); each view with its own kernel and alpha."""
+        """All views of batch x, stacked: (views * B, C, H, W); each view with its own kernel (and alpha)."""
         out = []
         for _ in range(self.views):
+            if self.identity_prob > 0 and float(torch.rand((), generator=generator)) < self.identity_prob:
+                out.append(x)  # this view is the batch itself
+                continue
             k = self.kernels[int(torch.randint(len(self.kernels), (1,), generator=generator))]
-            alpha = float(torch.rand((), generator=generator))
+            alpha = float(torch.rand((), generator=generator)) if self.mix else 1.0
             out.append(rand_conv(x, random_kernel(k, generator, x.shape[1]), alpha, self.mean, self.std))
         return torch.cat(out)
 
     def describe(self) -> dict:
-        return {"variant": "mix", "kernels": list(self.kernels), "views": self.views,
-                "consistency_weight": self.weight}
+        return {"variant": "mix" if self.mix else "img", "identity_prob": self.identity_prob,
+                "kernels": list(self.kernels), "views": self.views, "consistency_weight": self.weight}

@@ -264,7 +264,7 @@ def test_make_plan_and_make_list_the_same_run_folders(tmp_path, variables):
     assert seeds == {int(s) for s in (layout[0].split() if layout else ["0"])}
 
 
-@pytest.mark.slow(cost=70)
+@pytest.mark.slow(cost=85)
 def test_make_dg_smoke_runs_every_present_target_and_names_the_missing_ones(tmp_path, data_root):
     data = tmp_path / "data"  # the fixture datasets without SynDigits
     data.mkdir()
@@ -276,7 +276,8 @@ def test_make_dg_smoke_runs_every_present_target_and_names_the_missing_ones(tmp_
     done = make(*args, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     base = tmp_path / "results" / "smoke"
-    for preset in ("dg-erm-digitnet", "dg-randconv-digitnet", "dg-erm-resnet18", "dg-randconv-resnet18"):
+    dg = ("dg-erm-digitnet", "dg-randconv-digitnet", "dg-randconv-img-digitnet", "dg-erm-resnet18", "dg-randconv-resnet18")
+    for preset in dg:
         r = json.loads((base / preset / "metrics.json").read_text())
         tested = {k for k in r["metrics"] if k.endswith("_test_acc")}
         assert tested == {f"{d}_test_acc" for d in ("mnist", "usps", "svhn", "mnistm")}
@@ -284,7 +285,7 @@ def test_make_dg_smoke_runs_every_present_target_and_names_the_missing_ones(tmp_
     assert "targets skipped for missing data: syn" in done.stdout
     # one line per run folder, never for its stamps (the commands Make echoes read the stamps: --config STAMP)
     assert not [line for line in done.stdout.splitlines() if "tested on" in line and "stamps" in line]
-    assert len([line for line in done.stdout.splitlines() if ": tested on " in line]) == 4
+    assert len([line for line in done.stdout.splitlines() if ": tested on " in line]) == len(dg)
     report = subprocess.run([sys.executable, "cli.py", "report", "--profile", "smoke", "--results", str(tmp_path / "results")],
                             cwd=ROOT, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr

@@ -94,3 +94,36 @@ def test_a_randconv_section_trains_at_smoke_and_records_its_settings(tmp_path, d
     r = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert r["config"]["randconv"] is True and r["config"]["arch"] == "digitnet"
     assert {"mnist_test", "usps_test", "svhn_test", "mnistm_test", "syn_test"} <= set(r["datasets"])
+
+
+def test_the_img_variant_leaves_about_half_the_views_unchanged_and_convolves_the_rest_unmixed():
+    from loaders.randconv import RandConv, rand_conv, random_kernel
+
+    rc = RandConv(views=1, mix=False, identity_prob=0.5, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    x = torch.rand(4, 3, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    outs = [rc(x, g) for _ in range(400)]
+    unchanged = sum(torch.equal(o, x) for o in outs)
+    assert 160 <= unchanged <= 240  # Binomial(400, 0.5): about 10 standard deviations of room either side
+    # a convolved view is the random convolution alone (alpha = 1), as the authors' RandConvModule without mixing
+    g = torch.Generator().manual_seed(1)
+    ref = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        out = rc(x, g)
+        if float(torch.rand((), generator=ref)) < 0.5:
+            assert torch.equal(out, x)
+            continue
+        k = rc.kernels[int(torch.randint(len(rc.kernels), (1,), generator=ref))]
+        expected = rand_conv(x, random_kernel(k, ref, 3), 1.0, rc.mean, rc.std)
+        torch.testing.assert_close(out, expected)
+    assert rc.describe()["variant"] == "img"
+
+
+def test_the_img_section_is_the_authors_rc_img_line():
+    from experiments import resolve
+
+    cfg = resolve("dg-randconv-img-digitnet", "paper")
+    assert (cfg.randconv, cfg.randconv_mix, cfg.randconv_identity_prob, cfg.randconv_weight, cfg.randconv_views,
+            cfg.randconv_kernels) == (True, False, 0.5, 5.0, 3, (1, 3, 5, 7))
+    mix = resolve("dg-randconv-digitnet", "paper")
+    assert (mix.randconv_mix, mix.randconv_identity_prob, mix.randconv_weight) == (True, 0.0, 10.0)
