@@ -107,7 +107,7 @@ $(VENV)/.installed: requirements.txt
 TEST_JOBS ?= 2
 test: | $(VENV_STAMP) ## Lint (ruff) and run the test suite on both cores
 	$(PYTHON) -m ruff check --quiet .
-	$(if $(filter 1,$(TEST_JOBS)),$(PYTHON) -m pytest -q tests,OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -n $(TEST_JOBS) --dist worksteal tests)
+	$(if $(filter 1,$(TEST_JOBS)),$(PYTHON) -m pytest -q tests,OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -n $(TEST_JOBS) --dist worksteal --durations=15 tests)
 
 # The demo's sections are small: two single-threaded sections side by side use 2 cores better than one
 # two-threaded section at a time, and they overlap the start-up of the Python processes.

@@ -12,7 +12,7 @@ def noise(model: nn.Module | None, images: torch.Tensor, labels: torch.Tensor | 
     """Exactly n_pixels distinct positions per image, drawn independently for each image."""
     b, _, h, w = images.shape
     n = min(n_pixels, h * w)
-    scores = torch.rand(b, h * w, generator=generator, device=generator.device if generator else "cpu")
+    scores = torch.rand(b, h * w, generator=generator, device=generator.device if generator else images.device)
     idx = scores.topk(n, dim=1).indices.to(images.device)
     mask = torch.zeros(b, h * w, dtype=torch.bool, device=images.device)
     mask.scatter_(1, idx, True)
@@ -23,5 +23,5 @@ def uniform(model: nn.Module | None, images: torch.Tensor, labels: torch.Tensor 
             eps: float = 8 / 255, generator: torch.Generator | None = None, **_) -> torch.Tensor:
     """Uniform random noise in the L-inf ball: x + U(-eps, eps) per pixel, clipped to [0,1]. The audit's
     yardstick (Carlini et al. 2019): an attack that does no better than this is not using its gradients."""
-    draw = torch.rand(images.shape, generator=generator, device=generator.device if generator else "cpu")
+    draw = torch.rand(images.shape, generator=generator, device=generator.device if generator else images.device)
     return (images + (2 * draw.to(images.device, images.dtype) - 1) * eps).clamp(0, 1)

@@ -16,7 +16,7 @@ def trades_kl(model: nn.Module, images: torch.Tensor, *, eps: float = 8 / 255, a
     with eval_no_param_grad(model):
         with torch.no_grad():
             target = F.softmax(model(images).float(), dim=1)
-        noise = torch.randn(images.shape, generator=generator, device=generator.device if generator else "cpu")
+        noise = torch.randn(images.shape, generator=generator, device=generator.device if generator else images.device)
         adv = images.detach() + 0.001 * noise.to(images.device, images.dtype)
         for _ in range(steps):
             adv.requires_grad_(True)

@@ -69,9 +69,10 @@ class Batches:
     def epoch(self, seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order(seed)[self.rank::self.world]  # disjoint shards that together cover the epoch
         self.last_order = order
+        on_images = order.to(self.images.device)  # one copy per epoch, not a copy (and a GPU sync) per batch
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             if len(idx) == 1 and self.drops_last(len(order)):
                 break
-            idx_here = idx.to(self.images.device)
+            idx_here = on_images[start:start + self.batch_size]
             yield self.prepare(self.images[idx_here]), self.labels[idx_here].to(self.device, non_blocking=True)

@@ -8,6 +8,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("WANDB_MODE", "disabled")  # tests that check W&B turn it on themselves
 os.environ.setdefault("MPLBACKEND", "Agg")
+# `make test` runs under the Makefile, which exports TRUSTLAB_LOCK_WAIT for its own commands; the tests of a busy
+# lock expect the one-line refusal at once (the Make race test goes through make, which sets it again)
+os.environ.pop("TRUSTLAB_LOCK_WAIT", None)
 # one numba JIT cache for every test and the commands they start (UMAP compiles once per machine, not once per
 # test's own cache folder): the commands take NUMBA_CACHE_DIR when set (eval/umap_run.py)
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"trustlab-tests-numba-{os.getuid()}"))
@@ -38,8 +41,9 @@ def pytest_collection_modifyitems(config, items):
     workers: under `pytest -n N --dist worksteal` worker i starts on the i-th slice of the collection, so each
     slice begins with its share of the slow tests (the longest first, each to the least loaded slice) and then
     the short ones. No long run is left to end the suite alone on one core."""
-    workers = getattr(config.option, "numprocesses", None) or 1
-    if not isinstance(workers, int) or workers < 2:
+    # the collection that counts is the workers' own; xdist tells each worker how many there are
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if workers < 2:
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
         return
     cost = lambda item: item.get_closest_marker("slow").kwargs.get("cost", 60)

@@ -147,7 +147,7 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     bad_step = torch.full((), -1, dtype=torch.int64, device=dev)  # first non-finite step, no host sync
     bar = tqdm(batches.epoch(seed * 100_003 + epoch), total=len(batches), leave=False, disable=not progress,
                desc=f"epoch {epoch + 1}", unit="batch", file=sys.stderr)
-    adv_seen = 0
+    adv_seen = torch.zeros((), dtype=torch.int64, device=dev)  # counted on the device: no sync per step
     ddp = isinstance(wrapped, torch.nn.parallel.DistributedDataParallel)
     with wrapped.join() if ddp else contextlib.nullcontext():  # DDP: shards may differ by one batch
         for step, (x, y) in enumerate(bar):
@@ -157,9 +157,10 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
                     adv_seen += len(y)
                 elif adv is not None:
                     x, mask = mix_adversarial(plain, x, y, adv_prob, adv)
-                    adv_seen += int(mask.sum())
+                    adv_seen += mask.sum()
                 if trades is not None:  # crafts its own adversarial images (KL inner maximisation), then one joint forward
-                    g = torch.Generator().manual_seed(_stream(seed, epoch, step))
+                    # the start's noise is drawn where the images are (no CPU draw and copy per step on a GPU)
+                    g = torch.Generator(device=x.device).manual_seed(_stream(seed, epoch, step))
                     loss, out = trades_step(plain, model, x, y, loss_fn, trades, g)
                 elif randconv is not None:  # every view through its own random conv; CE on the first view
                     g = torch.Generator().manual_seed(_stream(seed, epoch, step))
@@ -197,7 +198,7 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
         rank = dist.rank if dist is not None else 0
         Path(trace).mkdir(parents=True, exist_ok=True)
         (Path(trace) / f"epoch{epoch + 1}-rank{rank}.txt").write_text(" ".join(map(str, batches.last_order.tolist())))
-    totals = torch.tensor([seen, adv_seen], dtype=torch.float64, device=dev)
+    totals = torch.stack([torch.tensor(seen, dtype=torch.float64, device=dev), adv_seen.to(torch.float64)])
     if dist is not None:
         dist.sum(loss_sum, correct, totals)  # every rank's shard counts once
     seen, adv_seen = totals.tolist()
