@@ -253,22 +253,24 @@ SECTIONS: dict[str, Section] = {s.name: s for s in [
                   "run)."),
     Section("q2-pgd-at", "q2", "PGD adversarial training (7 steps of 2/255, piecewise lr)",
             dict(_Q2, **_RECIPE, adv_prob=1.0, adv_method="pgd", attack_steps=7, attack_alpha=2 / 255,
-                 lr_schedule="piecewise", lr=0.1),
+                 lr_schedule="piecewise"),
             **_VS_BASELINE,
             prose="Madry et al. (2018): train on the worst case PGD finds, 7 steps of 2/255 from a random start, on "
-                  "every training image; the recipe of Rice et al. (2020, locuslab/robust_overfitting): SGD lr 0.1 "
-                  "divided by 10 at 50% and 75% of the epochs, weight decay 5e-4, crop and flip, and the epoch with "
+                  "every training image; the recipe of Rice et al. (2020, locuslab/robust_overfitting): SGD divided "
+                  "by 10 at 50% and 75% of the epochs, weight decay 5e-4, crop and flip, and the epoch with "
                   "the best PGD-10 accuracy on held-out images kept (robust overfitting sets in after the first "
-                  "decay). ResNet-18 anchor: about 84.5% clean and 52.8% under PGD-10 at 8/255 (full CIFAR-10; not "
+                  "decay). Its lr starts at Q2's fine-tuning 0.01, not the recipe's 0.1 for training from scratch "
+                  "(at 0.1, TRADES diverged on the demo's data). ResNet-18 anchor: about 84.5% clean and 52.8% under PGD-10 at 8/255 (full CIFAR-10; not "
                   "comparable with a subset run)."),
     Section("q2-trades", "q2", "TRADES (beta = 6, piecewise lr)",
             dict(_Q2, **_RECIPE, loss="trades", trades_beta=6.0, attack_steps=10, attack_alpha=0.007,
-                 lr_schedule="piecewise", lr=0.1),
+                 lr_schedule="piecewise"),
             **_VS_BASELINE,
             prose="Zhang et al. (2019): cross-entropy on the clean image plus 6 times the KL divergence between the "
                   "predictions on the clean image and on the point of the eps ball (10 steps of 0.007 from a small "
                   "Gaussian start) where that KL is largest: it trades clean accuracy for a smooth decision "
-                  "boundary. Trained with Rice et al.'s recipe (SGD lr 0.1, x0.1 at 50% and 75% of the epochs, "
+                  "boundary. Trained with Rice et al.'s recipe (SGD, x0.1 at 50% and 75% of the epochs, from Q2's "
+                  "fine-tuning lr 0.01 rather than the from-scratch 0.1, "
                   "weight decay 5e-4, crop and flip, best PGD-10 epoch kept); yaodongyu/TRADES' own script uses "
                   "weight decay 2e-4 and one decay at epoch 75 of 76. RobustBench's ResNet-18 anchor for a "
                   "TRADES-family model (Addepalli2022Efficient): 85.71% clean, 52.48% under AutoAttack."),

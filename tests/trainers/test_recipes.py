@@ -61,7 +61,7 @@ def test_piecewise_schedule_divides_by_ten_at_half_and_three_quarters():
     cfg = resolve("q2-pgd-at", "paper", epochs=8)
     lrs, opt = _lrs(cfg, 3)
     per_epoch = lrs[::3]
-    np.testing.assert_allclose(per_epoch, [0.1] * 4 + [0.01] * 2 + [0.001] * 2, rtol=1e-9)
+    np.testing.assert_allclose(per_epoch, [0.01] * 4 + [0.001] * 2 + [0.0001] * 2, rtol=1e-9)
     assert opt.param_groups[0]["weight_decay"] == 5e-4 and opt.param_groups[0]["momentum"] == 0.9
 
 
