@@ -260,8 +260,8 @@ SECTIONS: dict[str, Section] = {s.name: s for s in [
                   "by 10 at 50% and 75% of the epochs, weight decay 5e-4, crop and flip, and the epoch with "
                   "the best PGD-10 accuracy on held-out images kept (robust overfitting sets in after the first "
                   "decay). Its lr starts at Q2's fine-tuning 0.01, not the recipe's 0.1 for training from scratch "
-                  "(at 0.1, TRADES diverged on the demo's data). ResNet-18 anchor: about 84.5% clean and 52.8% under PGD-10 at 8/255 (full CIFAR-10; not "
-                  "comparable with a subset run)."),
+                  "(at 0.1, TRADES diverged on the demo's data). ResNet-18 anchor: about 84.5% clean and 52.8% "
+                  "under PGD-10 at 8/255 (full CIFAR-10; not comparable with a subset run)."),
     Section("q2-trades", "q2", "TRADES (beta = 6, piecewise lr)",
             dict(_Q2, **_RECIPE, loss="trades", trades_beta=6.0, attack_steps=10, attack_alpha=0.007,
                  lr_schedule="piecewise"),
