@@ -45,11 +45,13 @@ def reset() -> None:
 def _identity_problem(root: Path, section: str, path: Path, found: dict) -> str | None:
     """Why a results file is not what its place says: another section's or profile's results, or an evaluation of
     another model than its folder's run (files from before identities were recorded are taken as they are)."""
+    if found.get("profile") is not None and found["profile"] != root.name:
+        return f"{path} records profile {found['profile']!r}, not {root.name!r}: left out"
+    if path.name != "metrics.json" and not (path.parent / "metrics.json").exists():
+        return None  # an evaluation section without a run of its own (q2-examples evaluates another section's model)
     recorded = found.get("preset")
     if recorded is not None and recorded != section:
         return f"{path} records section {recorded!r}, not {section!r} (its folder): left out"
-    if found.get("profile") is not None and found["profile"] != root.name:
-        return f"{path} records profile {found['profile']!r}, not {root.name!r}: left out"
     if path.name == "metrics.json":
         return None
     model = found.get("model")

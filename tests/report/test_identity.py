@@ -40,9 +40,13 @@ def test_an_evaluation_of_another_model_is_left_out(tmp_path):
         rob = robustness("q2-baseline", seed, 10.0, 20.0, 50.0)
         rob["identity"] = {"model_sha256": "model-0"}  # seed 1's evaluation is of seed 0's (old) model
         write(tmp_path, "q2-baseline", seed, "robustness.json", rob)
+        # an evaluation section without a run of its own evaluates q2-baseline's model: that is its place
+        examples = robustness("q2-baseline", seed, 10.0, 20.0, 50.0)
+        examples["model"] = str(tmp_path / "quick" / "q2-baseline" / f"seed-{seed}")
+        write(tmp_path, "q2-examples", seed, "robustness.json", examples)
     text = write_report("quick", tmp_path).read_text()
     assert "q2-baseline/seed-1/robustness.json evaluated another model than the one" in text.split("## ")[1]
-    assert "seed-0/robustness.json evaluated" not in text
+    assert "seed-0/robustness.json evaluated" not in text and "q2-examples" not in text.split("## ")[1]
 
 
 def test_seeds_with_other_settings_and_a_seed_counted_twice_are_flagged(tmp_path):
