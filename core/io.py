@@ -91,6 +91,15 @@ def _owner(lock: Path) -> dict | None:
         return None
 
 
+def mtime_ns(path: str | os.PathLike) -> int | None:
+    """A file's modification time in ns, None if it is not there: what a writer waiting for a lock compares to
+    tell whether the holder wrote the file meanwhile."""
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def lock_wait() -> float:
     """Seconds a second writer waits for a held lock before giving up: TRUSTLAB_LOCK_WAIT (Make sets it, so
     two `make`s of one target never fail on each other), else 0 (stop at once)."""

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.errors import UsageError
-from core.io import clean_partial, ensure_dir, exclusive
+from core.io import clean_partial, ensure_dir, exclusive, mtime_ns
 from runs.folder import RUN_FILES
 
 
@@ -65,9 +65,9 @@ def claimed(ev, defaults: dict[str, str]):
     and clear what an interrupted earlier write of these files left behind."""
     check_outputs(ev, defaults)
     out = Path(ev.out)
-    before = _mtime(out)
+    before = mtime_ns(out)
     with exclusive(ensure_dir(out.parent) / f".{out.name}.lock", f"results file {out}"):
-        if _mtime(out) != before:  # another writer finished these results while we waited for its lock
+        if mtime_ns(out) != before:  # another writer finished these results while we waited for its lock
             raise FinishedMeanwhile(out)
         check_outputs(ev, defaults)  # again, now that no other evaluation can write these files meanwhile
         for path in outputs(ev.kind, out):
@@ -78,12 +78,6 @@ def claimed(ev, defaults: dict[str, str]):
 class FinishedMeanwhile(Exception):
     """The results file was written by another process while this one waited for its lock: nothing to do."""
 
-
-def _mtime(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return None
 
 
 def one_writer(defaults: dict[str, str]):

@@ -30,7 +30,7 @@ from core.dist import rank as dist_rank
 from core.dist import setup as setup_dist
 from core.dist import teardown as teardown_dist
 from core.errors import RunFailure, UsageError
-from core.io import clean_partial, ensure_dir, exclusive, to_jsonable
+from core.io import clean_partial, ensure_dir, exclusive, mtime_ns, to_jsonable
 from core.provenance import provenance
 from core.seed import seed_everything
 from core.tracking import Tracker, group, run_name
@@ -222,10 +222,10 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
     if dist_rank() != 0:  # under torchrun only rank 0 writes, so only it holds the lock
         return _run(cfg, out, data_root, cache_dir, download, wandb, resume, progress, job_type, draw_curves)
     created = not out.exists()
-    before = _mtime(out / METRICS)
+    before = mtime_ns(out / METRICS)
     try:
         with exclusive(ensure_dir(out) / LOCK, f"run folder {out}"):
-            if _mtime(out / METRICS) != before:  # another writer finished this run while we waited for its lock
+            if mtime_ns(out / METRICS) != before:  # another writer finished this run while we waited for its lock
                 print(f"note: {out / METRICS} was written by another process while this one waited; "
                       "nothing to do", file=sys.stderr)
                 return json.loads((out / METRICS).read_text())
@@ -255,13 +255,6 @@ def _drop_evaluations(out: Path) -> None:
     if dropped:
         print(f"note: retraining {out}: removed its evaluations of the old model ({', '.join(p.name for p in dropped)})",
               file=sys.stderr)
-
-
-def _mtime(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return None
 
 
 def _check_start(out: Path, overwrite: bool, resume: bool) -> None:
