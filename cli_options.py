@@ -96,7 +96,7 @@ def errors():
         if STATE["debug"]:
             traceback.print_exc(file=_stderr())
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        _fail(f"error: {type(err).__name__}: {first} (rerun with --debug for the traceback)", 1)
+        _fail(f"error: {type(err).__name__}: {first} (for the traceback, rerun as `python cli.py --debug COMMAND ...` or with TRUSTLAB_DEBUG=1)", 1)
         raise typer.Exit(1) from None
 
 

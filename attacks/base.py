@@ -58,6 +58,9 @@ class AttackSpec:
         parse_eps(self.alpha, "alpha")
         if self.steps < 1:
             raise UsageError(f"steps must be at least 1, got {self.steps}")
+        if "pgd" in self.method and self.alpha <= 0 and self.eps > 0:
+            raise UsageError(f"alpha (PGD's step) must be above 0, got {self.alpha}: steps of 0 never move the "
+                             "start, which is no PGD (for random noise in the eps ball use --method uniform)")
         if self.n_pixels < 0:
             raise UsageError(f"noise pixels must be >= 0, got {self.n_pixels}")
         if self.restarts < 1:

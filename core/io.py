@@ -239,3 +239,7 @@ def load_torch(path: str | os.PathLike, what: str = "file") -> Any:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunFailure(f"{what} {path} is truncated or corrupt ({first})") from err
+    except (IndexError, KeyError, ValueError, TypeError, AttributeError) as err:  # the unpickler on a file that
+        # is not a torch file at all (a text file, another format): it fails anywhere in its stack machine
+        raise RunFailure(f"{what} {path} is not a PyTorch file (torch.save's format): "
+                         f"torch.load failed with {type(err).__name__}") from err

@@ -46,17 +46,22 @@ def _specs(ev: Evaluation, target: Classifier) -> list:
     return specs
 
 
-def _sweep(ev: Evaluation, target: Classifier, test: Batches, clean: dict) -> list[dict]:
+def _sweep(ev: Evaluation, target: Classifier, test: Batches, clean: dict, done: list | None = None) -> list[dict]:
     """White-box robust accuracy of each sweep method at each eps. PGD's step grows with eps (alpha/eps fixed,
-    so its steps always reach the ball's edge); at eps 0 a pure gradient attack is the identity: clean accuracy."""
+    so its steps always reach the ball's edge); at eps 0 a pure gradient attack is the identity: clean accuracy.
+    done: (spec, robust accuracy) of attacks already run on the same images; a sweep point whose spec equals one
+    of them (the evaluation's own eps) takes that number instead of running the same attack again."""
     rows = []
     for method in ev.sweep_methods or [ev.attacks[0].method]:
         base = next((s for s in ev.attacks if s.method == method), replace(ev.attacks[0], method=method))
         base = replace(base, threat="white-box", via="logits")
         for eps in ev.eps_sweep:
-            spec = replace(base, eps=eps, alpha=base.alpha * eps / base.eps if base.eps else base.alpha)
+            spec = base if eps == base.eps else replace(base, eps=eps, alpha=base.alpha * eps / base.eps
+                                                        if base.eps else base.alpha)
             shortcut = eps == 0 and "noise" not in method
-            acc = clean["acc"] if shortcut else evaluate(target, test, spec, seed=spec.seed)["acc"]
+            ran = next((acc for s, acc in done or [] if s == spec), None)
+            acc = clean["acc"] if shortcut else ran if ran is not None else evaluate(target, test, spec,
+                                                                                      seed=spec.seed)["acc"]
             rows.append({**spec.describe(), "label": spec.label, "robust_acc": acc})
     return rows
 
@@ -101,10 +106,11 @@ def attack_run(ev: Evaluation, examples: int = 8, figures=None) -> dict:
     src = source(ev, cfg, specs, test.device)
     clean = evaluate(target, test, keep=examples)
     clean_bits = bits(clean["correct"])
-    rows, grids = [], []
+    rows, grids, done = [], [], []
     for spec in specs:
         row, res = attacked(target, test, spec, src, keep=examples)
         rows.append(row)
+        done.append((spec, res["acc"]))
         grids.append((spec, res["examples"]))
         print(f"{results['preset']}: {spec.threat} {spec.label} eps {eps_label(spec.eps)}: "
               f"{res['acc']:.2f}% (clean {clean['acc']:.2f}%)")
@@ -112,7 +118,7 @@ def attack_run(ev: Evaluation, examples: int = 8, figures=None) -> dict:
         **head(ev, results, cfg), "prediction": target.kind,
         "test": described[f"{cfg.eval_on[0]}_test"] | {"n": clean["n"]},
         "clean_acc": clean["acc"], "clean_correct": clean_bits, "results": rows,
-        "eps_sweep": _sweep(ev, target, test, clean) if ev.eps_sweep else [],
+        "eps_sweep": _sweep(ev, target, test, clean, done) if ev.eps_sweep else [],
     })
     if ev.audit:
         report["sanity"] = to_jsonable(_sanity(target, test))

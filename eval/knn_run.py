@@ -8,7 +8,7 @@ from core.errors import UsageError
 from core.io import to_jsonable, write_json
 from eval.accuracy import evaluate
 from eval.classify import Classifier
-from eval.harness import attacked, head, one_writer, provenance_of, setup, source, track
+from eval.harness import attacked, bits, head, one_writer, provenance_of, setup, source, track
 from eval.plan import Evaluation
 from loaders.batches import Batches
 
@@ -24,8 +24,9 @@ def knn_run(ev: Evaluation) -> dict:
         raise UsageError(f"k={ev.k} is larger than the number of training points ({len(train)})")
     # an embedding model's classifier from setup() already holds the train embeddings: reuse it when k agrees
     clf = target if target.kind == "knn" and target.k == ev.k else Classifier(model, train_b, ev.k, knn=True)
-    report = {**head(ev, results, cfg), "k": ev.k, "train_points": len(train),
-              "clean_acc": evaluate(clf, test)["acc"], "test": {"n": len(test.labels)}, "results": []}
+    clean = evaluate(clf, test)
+    report = {**head(ev, results, cfg), "k": ev.k, "train_points": len(train), "clean_acc": clean["acc"],
+              "clean_correct": bits(clean["correct"]), "test": {"n": len(test.labels)}, "results": []}
     src = source(ev, cfg, ev.attacks, test.device)
     report["results"] = [attacked(clf, test, attack, src)[0] for attack in ev.attacks]
     report["provenance"] = provenance_of(test, started)

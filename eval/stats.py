@@ -30,6 +30,8 @@ def stats(values: list[float]) -> tuple[float, float, int] | None:
 
 def wilson(acc: float, n: int, z: float = Z) -> tuple[float, float]:
     """The 95% Wilson score interval (in %) of an accuracy of acc % measured on n test images."""
+    if not (0 <= acc <= 100 and n >= 1):
+        raise ValueError(f"an accuracy of {acc}% on {n} images has no interval (accuracies are 0-100, n at least 1)")
     p = acc / 100
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)

@@ -75,7 +75,7 @@ def steps(run: Run, prof: Profile) -> Iterator:
 
 def evaluation(run: Run, step, prof: Profile, source: str | None = None) -> Evaluation:
     """The Evaluation a section's plan step (AttackPlan, KnnPlan, UmapPlan) makes of `run` at the scale of
-    `prof`: its attacks at the run's seed, the test subset the profile gives, and the transfer source
+    `prof`: its attacks at the run's seed, the test subset and eps sweep radii the profile gives, and the transfer source
     (`source`, Make's SOURCE, else transfer_source's default)."""
     kind = next(k for k, plan in KINDS.items() if isinstance(step, plan))
     specs = [replace(s, seed=run.seed).validate() for s in step.specs]
@@ -85,7 +85,8 @@ def evaluation(run: Run, step, prof: Profile, source: str | None = None) -> Eval
     n = getattr(prof, step.subset) if attack and step.subset else prof.umap_points if isinstance(step, UmapPlan) \
         else None
     return Evaluation(kind=kind, model=str(run.model), out=str(run.folder / step.file), attacks=specs,
-                      eps_sweep=[float(e) for e in step.eps_sweep] if attack else [],
+                      eps_sweep=[float(e) for e in step.eps_sweep if prof.sweep_radii is None
+                                 or round(e * 255, 6) in prof.sweep_radii] if attack else [],
                       sweep_methods=list(step.sweep_methods) if attack else [], audit=attack and step.audit,
                       square_queries=prof.square_queries if attack and step.audit else Evaluation.square_queries,
                       source=source, n=n,

@@ -20,12 +20,16 @@ class Profile:
     autoattack_points: int = 1000                    # AutoAttack's fixed stratified test subset (RobustBench: 1,000);
     # the standard AutoAttack runs ~7,000 forward passes (APGD-CE 100, APGD-T and FAB-T 9 x 100, Square 5,000) on
     # the images still robust: on 2 CPU cores 1.5-3 minutes per robust model whatever the (small) subset
+    sweep_radii: tuple[int, ...] | None = None       # the eps sweep's radii kept (in 255ths; None: the section's all).
+    # Small profiles keep 0, the attacks' own 8 (both reuse numbers already measured), 2, 32 and 64 (audit check 5)
     square_queries: int = 5000                       # the audit's Square, run alone (AutoAttack's standard: 5,000)
     # the sections whose models get AutoAttack and the gradient-masking audit (None: every Q2 model). The demo
     # audits none: its barely trained Q2 models are robust by predicting one class, so the standard AutoAttack ran
-    # its full length on each (192 s and 124 s of a 12.6-minute demo). The smoke pipeline in `make test` audits
-    # every model but the kNN one (a barely trained embedding is robust to every attack at smoke, so the standard
-    # AutoAttack would run its full length twice: about 7 minutes), whose audit path tests/eval/test_audit.py runs
+    # its full length on each (192 s and 124 s of a 12.6-minute demo). The smoke pipeline in `make test` audits the
+    # baseline, the study's adversarial training, PGD-AT and TRADES (every path of the audit); not Fast-AT, whose
+    # one smoke epoch at the recipe's lr 0.2 leaves a model robust by predicting one class (the standard AutoAttack
+    # then ran its full length: 97 s of the pipeline's 497), nor the kNN model (about 7 minutes, the same way),
+    # whose audit path tests/eval/test_audit.py runs
     audit_sections: tuple[str, ...] | None = None
 
 
@@ -43,13 +47,15 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
                    "dg": dict(train_size=300, eval_size=200, epochs=1),
                    "q2": dict(train_size=300, val_size=200, eval_size=50, epochs=1, model_input_size=32)},
             umap_points=100, curve_samples=(25, 50), autoattack_points=8, square_queries=50,
-            audit_sections=("q2-baseline", "q2-adversarial", "q2-fast-at", "q2-pgd-at", "q2-trades")),
-    # `make demo` on 2 CPU cores: 400 training images, Q2 evaluated on 50 test images, no AutoAttack or audit
+            sweep_radii=(0, 2, 8, 32, 64),
+            audit_sections=("q2-baseline", "q2-adversarial", "q2-pgd-at", "q2-trades")),
+    # `make demo` on 2 CPU cores: 400 training images, Q2 trained 2 epochs and evaluated on 50 test images, no
+    # AutoAttack or audit
     Profile("demo", "embedded scikit-learn digits standing in for every dataset; numbers are not the study's",
             scale={"q1": dict(train_size=400, epochs=2, finetune_samples=200),
                    "dg": dict(train_size=400, epochs=2),
-                   "q2": dict(train_size=400, val_size=200, eval_size=50, epochs=4, model_input_size=32)},
+                   "q2": dict(train_size=400, val_size=200, eval_size=50, epochs=2, model_input_size=32)},
             dataset_map={"svhn": "digits", "mnist": "digits-inverted", "cifar10": "digits"},
-            umap_points=100, curve_samples=(50, 100, 200), autoattack_points=10,
+            umap_points=100, curve_samples=(50, 100, 200), autoattack_points=10, sweep_radii=(0, 2, 8, 32, 64),
             square_queries=200, audit_sections=()),
 ]}

@@ -125,10 +125,8 @@ def transfer_source(model_dir: str | Path, cfg: RunConfig) -> str:
 def _run_config(model: str | Path) -> RunConfig:
     from core.io import read_json
 
-    path = Path(model) / "metrics.json"
-    if not path.is_file():
-        raise UsageError(f"run folder {model} has no finished model (model.pt and metrics.json)")
-    return RunConfig.from_dict(read_json(path)["config"])
+    layout.require_finished(model, model=False)  # the config is all this reads
+    return RunConfig.from_dict(read_json(Path(model) / "metrics.json")["config"])
 
 
 # ---------------------------------------------------------------- evaluations

@@ -162,6 +162,29 @@ def knn_explained(name: str, aud: list[dict]) -> list[str]:
             f"{via_surrogate[0]:.2f}%; attacking the kNN itself, {lab} leaves {best[0]:.2f}%: {said}."]
 
 
+def above_clean(name: str, files: list[dict], what: str) -> list[str]:
+    """An attack leaves accuracy above the clean accuracy on the same images: beyond the noise (the paired McNemar
+    test on the per-image records where stored) no honest attack does that, so the number is **suspect**; within
+    the noise it is said, so no robust accuracy stands above clean unremarked."""
+    n = test_n(files)
+    clean = stats([f["clean_acc"] for f in files if "clean_acc" in f])
+    if not n or clean is None:
+        return []
+    flags = []
+    for threat, method in dict.fromkeys((r.get("threat_model"), r.get("method")) for f in files
+                                        for r in f.get("results", [])):
+        key = {"method": method, "threat": threat}
+        acc = robust(files, method, threat)
+        if acc is None or acc[0] <= clean[0]:
+            continue
+        v = compare(files, key, {"method": "clean"}, n)
+        flags.append(f"{name}: {what} {threat} {method} leaves {acc[0]:.2f}%, above the clean {clean[0]:.2f}% on the "
+                     f"same {n:,} images: " + (f"beyond the noise ({v.said()}): **suspect** (an attack never helps "
+                                              "the model; look for a bug or a randomised prediction)" if v.above else
+                                              f"within the noise ({v.said()})") + ".")
+    return flags
+
+
 def above_autoattack(name: str, cells: dict, rob: list[dict], aa: list[dict]) -> list[str]:
     """Any robust-accuracy column above AutoAttack's beyond the noise overstates the model's robustness (audit
     check 3's upper side): flag it, so no number in the table stands above AutoAttack unflagged."""

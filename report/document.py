@@ -93,7 +93,7 @@ def _question(root: Path, q, secs: dict, sections: dict, scaled: set, out_dir: P
     eps = figures.eps_models(rob_files, q, out_dir)
     knn = [(n, runs(root, s.name, "knn.json")) for n, s in secs.items() if any(p.file == "knn.json" for p in s.evals)]
     return [Text(prose.robustness_preface(q, rob_files)), m.table, flags] + ([Figures([eps])] if eps else []) + \
-        [Text([prose.knn_line(n, k)]) for n, k in knn if k]
+        [Text([prose.knn_line(n, k)] + checks.above_clean(n, k, "the kNN under")) for n, k in knn if k]
 
 
 def _sections(root: Path, out_dir: Path, secs: dict) -> list[Section]:

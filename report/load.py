@@ -65,6 +65,25 @@ def _identity_problem(root: Path, section: str, path: Path, found: dict) -> str 
     return None
 
 
+def _value_problem(path: Path, found) -> str | None:
+    """The first accuracy in a results file that no evaluation can produce (outside 0-100, or not a finite number):
+    the file was edited or damaged, and every interval drawn from it would be meaningless."""
+    import math
+
+    stack = [("", found)]
+    while stack:
+        where, item = stack.pop()
+        pairs = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        for k, v in pairs:
+            at = f"{where}.{k}" if where else str(k)
+            if isinstance(v, (dict, list)):
+                stack.append((at, v))
+            elif (isinstance(k, str) and k.endswith("acc") and isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and not (math.isfinite(v) and 0 <= v <= 100)):
+                return f"{path} holds {at} = {v!r}, not an accuracy between 0 and 100: left out (rerun its section)"
+    return None
+
+
 def runs(root: Path, section: str, name: str = "metrics.json") -> list[dict]:
     """Every seed's `name` results file of a section (<section>/<name> and <section>/seed-<n>/<name>), except
     those whose identity does not match their place (refused() says which, and why)."""
@@ -73,7 +92,7 @@ def runs(root: Path, section: str, name: str = "metrics.json") -> list[dict]:
         found = load(f.path) if f.samples is None else None
         if found is None:
             continue
-        why = _identity_problem(root, section, f.path, found)
+        why = _identity_problem(root, section, f.path, found) or _value_problem(f.path, found)
         if why:
             _REFUSED[str(f.path)] = why
             continue
@@ -83,8 +102,15 @@ def runs(root: Path, section: str, name: str = "metrics.json") -> list[dict]:
 
 def curve_points(root: Path, section: str, name: str = "metrics.json") -> list[dict]:
     """Every `name` results file of a curve section's points (<section>/samples-<n>[/seed-<s>]/<name>)."""
-    found = [load(f.path) for f in find(root / section, name) if f.samples is not None]
-    return [r for r in found if r]
+    out = []
+    for f in find(root / section, name):
+        found = load(f.path) if f.samples is not None else None
+        why = found and _value_problem(f.path, found)
+        if why:
+            _REFUSED[str(f.path)] = why
+        elif found:
+            out.append(found)
+    return out
 
 
 def seed_problems(section: str, rs: list[dict]) -> list[str]:

@@ -20,6 +20,7 @@ from core.io import load_torch, read_json, save_torch, to_jsonable, write_json
 from core.seed import rng_state, set_rng_state
 from loaders.datasets import load_split, random_subset, stratified_subset, train_val_split
 from models.resnet import build_model
+from runs.layout import require_finished
 
 METRICS, MODEL, CHECKPOINT, LOCK = "metrics.json", "model.pt", "checkpoint.pt", ".lock"
 # The files a training run writes into its folder; no other command may write over them.
@@ -111,11 +112,6 @@ def load_state(model: nn.Module, state, path) -> None:
     model.load_state_dict(state)
 
 
-def _finished(run_dir: Path) -> None:
-    if not (run_dir / MODEL).is_file() or not (run_dir / METRICS).is_file():
-        raise UsageError(f"run folder {run_dir} has no finished model ({MODEL} and {METRICS})")
-
-
 def _built(cfg: RunConfig, state_path: Path) -> nn.Module:
     """The architecture cfg describes (no ImageNet download: the weights come from state_path)."""
     model = build_model(RunConfig.from_dict({**cfg.to_dict(), "pretrained": False}))
@@ -128,7 +124,7 @@ def init_model(cfg: RunConfig) -> nn.Module:
     if not cfg.init_from:
         return build_model(cfg)
     src = Path(cfg.init_from)
-    _finished(src)
+    require_finished(src)
     src_cfg = read_json(src / METRICS)["config"]
     for name in ARCH_FIELDS:
         value = src_cfg.get(name, getattr(RunConfig, name))  # a run from before the field existed: its default
@@ -139,7 +135,7 @@ def init_model(cfg: RunConfig) -> nn.Module:
 def load_run(run_dir: str | Path):
     """(results dict, RunConfig, model in eval mode on the CPU) of a finished run folder."""
     run_dir = Path(run_dir)
-    _finished(run_dir)
+    require_finished(run_dir)
     results = read_json(run_dir / METRICS)
     cfg = RunConfig.from_dict(results["config"])
     return results, cfg, _built(cfg, run_dir / MODEL).eval()

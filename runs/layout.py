@@ -95,3 +95,16 @@ def find(section_folder: str | Path, name: str) -> list[Found]:
             continue
         found.append(Found(p, seed_of(p.parent), samples_of(p.parent)))
     return sorted(found, key=lambda f: (f.samples is not None, f.samples or 0, f.seed is not None, f.seed or 0))
+
+
+def require_finished(run_dir: str | Path, model: bool = True) -> None:
+    """A UsageError unless run_dir is a run folder holding a finished run (metrics.json, and with `model` its
+    model.pt); given a file inside one (its model.pt), it says to pass the folder."""
+    from core.errors import UsageError
+
+    run_dir = Path(run_dir)
+    if (run_dir / "metrics.json").is_file() and (not model or (run_dir / "model.pt").is_file()):
+        return
+    if run_dir.is_file() and (run_dir.parent / "metrics.json").is_file():
+        raise UsageError(f"{run_dir} is a file: --model takes the run folder, e.g. --model {run_dir.parent}")
+    raise UsageError(f"run folder {run_dir} has no finished model (model.pt and metrics.json)")

@@ -320,3 +320,30 @@ def test_every_command_runs_under_cpu_bf16_autocast(tmp_path):
         assert (prov["precision"], prov["channels_last"]) == ("bf16", True), name
     prov = json.loads((out / "metrics.json").read_text())["provenance"]
     assert (prov["precision"], prov["channels_last"]) == ("bf16", True)
+
+
+def test_attack_given_a_run_s_model_file_says_to_pass_its_folder(q2_run):
+    result = invoke("attack", "--model", q2_run / "model.pt", "--method", "fgsm", "--out", q2_run / "x.json")
+    assert result.exit_code == 2, result.output
+    assert f"--model takes the run folder, e.g. --model {q2_run}" in result.output
+
+
+def test_shell_completion_works_for_the_executable_cli_py():
+    """`./cli.py --install-completion` registers bash completion for `cli.py`; the shell then runs the command as
+    typed with Typer's variables set. cli.py is executable (its shebang finds the venv's python first on PATH)."""
+    import os
+    import stat
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import ROOT
+
+    script = Path(ROOT) / "cli.py"
+    assert script.stat().st_mode & stat.S_IXUSR and script.read_text().startswith("#!/usr/bin/env python")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "_CLI.PY_COMPLETE": "complete_bash"}
+    for words, cword, expected in (("./cli.py tr", 1, ["train"]), ("./cli.py attack --method p", 3, ["pgd"])):
+        done = subprocess.run([str(script)], cwd=ROOT, env={**env, "COMP_WORDS": words, "COMP_CWORD": str(cword)},
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.split() == expected, (words, done.stdout, done.stderr)

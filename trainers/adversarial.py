@@ -15,14 +15,18 @@ from attacks.registry import run_attack
 
 def mix_adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, p: float, spec: AttackSpec,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(batch with the chosen samples replaced, boolean mask of the replaced ones)."""
+    """(batch with the chosen samples replaced, boolean mask of the replaced ones). The choice is drawn on the
+    generator's device (the CPU by default) and the rows are picked by index there: on a GPU no step waits for
+    the device to say how many were chosen (boolean indexing and .any() on a CUDA mask would each sync)."""
     g_dev = generator.device if generator is not None else "cpu"
-    mask = (torch.rand(len(x), generator=generator, device=g_dev) < p).to(x.device)
-    if not mask.any():
+    chosen = torch.rand(len(x), generator=generator, device=g_dev) < p
+    idx = chosen.nonzero().flatten()
+    mask = chosen.to(x.device, non_blocking=True)
+    if len(idx) == 0:
         return x, mask
-    mixed = x.clone()
-    mixed[mask] = run_attack(spec, model, x[mask], y[mask], generator=generator).to(mixed.dtype)
-    return mixed, mask
+    idx = idx.to(x.device, non_blocking=True)
+    attacked = run_attack(spec, model, x.index_select(0, idx), y.index_select(0, idx), generator=generator)
+    return x.index_copy(0, idx, attacked.to(x.dtype)), mask
 
 
 def trades_step(plain: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, cfg,

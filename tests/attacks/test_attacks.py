@@ -174,3 +174,13 @@ def test_uniform_noise_is_seeded_fills_the_ball_and_stays_in_range():
     inside = (x > 8 / 255) & (x < 1 - 8 / 255)  # away from the clipping
     d = (a - x)[inside]
     assert d.abs().max() <= 8 / 255 + 1e-6 and d.abs().mean() > 0.4 * 8 / 255  # U(-eps, eps): mean |d| = eps/2
+
+
+def test_pgd_with_a_zero_step_is_refused_not_labelled_pgd():
+    from attacks.base import AttackSpec
+    from core.errors import UsageError
+
+    with pytest.raises(UsageError, match="alpha .* must be above 0"):
+        AttackSpec("pgd", alpha=0.0).validate()
+    assert AttackSpec("fgsm", alpha=0.0).validate().label == "FGSM"  # FGSM has no step size
+    assert AttackSpec("pgd", eps=0.0, alpha=0.0).validate()  # the eps sweep's eps 0 point scales alpha to 0

@@ -80,3 +80,12 @@ def test_require():
     require(True, "fine")
     with pytest.raises(UsageError, match="bad"):
         require(False, "bad")
+
+
+@pytest.mark.parametrize("text", ["root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin\n", "", "{}", "\x80\x02."])
+def test_load_torch_names_a_file_that_is_not_a_torch_file(tmp_path, text):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(RunFailure, match=r"weights file .*weights\.pth (is not a PyTorch file|is truncated or corrupt"
+                                         r"|holds pickled Python objects)"):
+        load_torch(path, what="weights file")

@@ -149,3 +149,21 @@ def test_a_knn_route_on_a_model_that_predicts_by_argmax_is_refused(trained):
     model, _, test = trained
     with pytest.raises(UsageError, match="predicts by argmax"):
         evaluate(Classifier(model), test, replace(AttackSpec("pgd"), via="knn"))
+
+
+def test_the_sweep_reuses_an_attack_already_run_at_its_eps_and_gets_the_same_number(trained, monkeypatch):
+    import eval.attack_run as attack_run
+
+    model, _, test = trained
+    target = Classifier(model)
+    base = AttackSpec("pgd", eps=EPS, alpha=EPS / 4, steps=3, seed=0)
+    ev = Evaluation("attack", "-", "-", attacks=[base], eps_sweep=[EPS / 2, EPS], sweep_methods=["pgd"])
+    clean = evaluate(target, test)
+    fresh = _sweep(ev, target, test, clean)
+    ran = evaluate(target, test, base, seed=base.seed)["acc"]
+    calls = []
+    real = attack_run.evaluate
+    monkeypatch.setattr(attack_run, "evaluate", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    reused = _sweep(ev, target, test, clean, done=[(base, ran)])
+    assert [c.eps for c in calls] == [EPS / 2]  # only the point no attack ran at
+    assert [r["robust_acc"] for r in reused] == [r["robust_acc"] for r in fresh]

@@ -14,7 +14,7 @@ def test_profile_caps_epochs_and_never_adds_any():
     assert resolve("q1-baseline", "paper").epochs == 15
     assert resolve("q1-baseline", "quick").epochs == 5
     assert resolve("q2-circle", "paper").epochs == 20
-    assert resolve("q2-circle", "demo").epochs == 4       # min(demo's 4, the section's 20)
+    assert resolve("q2-circle", "demo").epochs == 2       # min(demo's 2, the section's 20)
     assert resolve("q1-reverse-supervised", "quick").epochs == 5  # min(quick's 5, the section's 10)
 
 
@@ -142,3 +142,11 @@ def test_every_entry_is_consistent(tmp_path):
                 resolve(name, profile)
         for note in sec.notes:
             note.format(**sec.reference)
+
+
+def test_the_small_profiles_sweep_five_radii_and_the_others_all_of_them(tmp_path):
+    for profile, radii in (("demo", [0, 2, 8, 32, 64]), ("smoke", [0, 2, 8, 32, 64]), ("quick", [0, 1, 2, 4, 8, 16, 32, 64]),
+                           ("paper", [0, 1, 2, 4, 8, 16, 32, 64])):
+        run = next(r for r in runs(profile, tmp_path, pretrained=False) if r.section == "q2-baseline")
+        ev = evaluation(run, SECTIONS["q2-baseline"].evals[0], PROFILES[profile])
+        assert ev.eps_sweep == pytest.approx([r / 255 for r in radii]), profile

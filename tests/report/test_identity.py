@@ -83,3 +83,37 @@ def test_an_evaluation_never_writes_over_another_runs_results(tmp_path):
     assert again.exit_code == 0, again.output
     assert not (tmp_path / "b" / "robustness.json").exists() and (tmp_path / "b" / "knn.json.bak").exists()
     assert "removed its evaluations of the old model (robustness.json" in again.output
+
+
+def test_an_accuracy_no_evaluation_can_give_is_left_out_and_named_not_a_math_error(tmp_path):
+    from tests.report.test_report import robustness
+
+    write(tmp_path, "q1-baseline", 0, "metrics.json", q1_result("q1-baseline", 0, 150.0, 50.0))
+    write(tmp_path, "q1-adam", 0, "metrics.json", q1_result("q1-adam", 0, 91.0, 40.0))
+    run = {"preset": "q2-baseline", "profile": "quick", "seed": 0, "metrics": {"cifar10_test_acc": 80.0}}
+    write(tmp_path, "q2-baseline", 0, "metrics.json", run)
+    rob = robustness("q2-baseline", 0, 10.0, 20.0, 50.0)
+    rob["results"][0]["robust_acc"] = float("nan")
+    write(tmp_path, "q2-baseline", 0, "robustness.json", rob)
+    text = write_report("quick", tmp_path).read_text()
+    head = text.split("## ")[1]
+    assert "q1-baseline/seed-0/metrics.json holds metrics.svhn_test_acc = 150.0, not an accuracy" in head
+    assert "q2-baseline/seed-0/robustness.json holds results.0.robust_acc = nan" in head
+    assert "150.00" not in text and "91.00" in _row(text, "q1-adam")
+
+
+def test_a_knn_attack_above_clean_is_flagged_with_its_paired_verdict(tmp_path):
+    def knn(seed, clean_bits, attacked_bits):
+        acc = lambda b: 100.0 * b.count("1") / len(b)
+        return {"preset": "q2-circle", "profile": "quick", "seed": seed, "k": 3, "test": {"n": len(clean_bits)},
+                "clean_acc": acc(clean_bits), "clean_correct": clean_bits,
+                "results": [{"threat_model": "transfer", "method": "fgsm", "robust_acc": acc(attacked_bits),
+                             "correct": attacked_bits, "n": len(attacked_bits)}]}
+
+    write(tmp_path, "q2-circle", 0, "knn.json", knn(0, "1" * 40 + "0" * 60, "1" * 70 + "0" * 30))
+    text = write_report("quick", tmp_path).read_text()
+    assert ("q2-circle: the kNN under transfer fgsm leaves 70.00%, above the clean 40.00% on the same 100 images: "
+            "beyond the noise (McNemar") in text and "**suspect**" in text
+    write(tmp_path, "q2-circle", 0, "knn.json", knn(0, "1" * 40 + "0" * 60, "1" * 41 + "0" * 59))
+    text = write_report("quick", tmp_path).read_text()
+    assert "leaves 41.00%, above the clean 40.00% on the same 100 images: within the noise" in text
