@@ -71,6 +71,11 @@ class RunConfig:
     # keep the epoch with the best white-box robust accuracy on the validation split (Rice et al. 2020's early
     # stopping) instead of the last; the chosen epoch is recorded
     keep_best: bool = False
+    # the DG benchmark authors' checkpoint selection (wildphoton/RandConv): every select_every training iterations
+    # (and after the last), clean accuracy on the held-out source split, with RandConv on for a RandConv model (the
+    # mean over select_draws random draws), and the best checkpoint kept; 0: off (the last epoch, or keep_best)
+    select_every: int = 0
+    select_draws: int = 10
     epochs: int = 15
     batch_size: int = 16
     loss: str = "ce"
@@ -135,6 +140,13 @@ class RunConfig:
             raise UsageError(f"lr-schedule must be exponential, piecewise or cyclic, got {self.lr_schedule!r}")
         if self.weight_decay < 0:
             raise UsageError(f"weight-decay must be at least 0, got {self.weight_decay}")
+        if self.select_every < 0 or self.select_draws < 1:
+            raise UsageError(f"select-every must be at least 0 and select-draws at least 1, got {self.select_every} "
+                             f"and {self.select_draws}")
+        if self.select_every and not self.val_size:
+            raise UsageError("select-every validates on the held-out source split: it needs a val-size")
+        if self.select_every and self.keep_best:
+            raise UsageError("select-every and keep-best each choose the kept model: use one")
         if self.keep_best and not self.val_attack:
             raise UsageError("keep-best selects by the robust validation accuracy: it needs a val-attack")
         if self.attack_train_mode and not (self.adv_method == "pgd" and self.attack_steps == 1):

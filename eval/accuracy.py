@@ -6,6 +6,11 @@ import torch
 from loaders.batches import Batches
 
 
+def bits(correct: torch.Tensor) -> str:
+    """Per-image correctness as a string of 0s and 1s (the test subset's order): what paired tests compare."""
+    return "".join("1" if c else "0" for c in correct.tolist())
+
+
 def accuracy(classifier, batches: Batches, attack=None, source=None, seed: int = 0) -> float:
     """Top-1 accuracy of classifier on batches; with attack (an AttackSpec), on the adversarial images,
     crafted against source.logits_model (transfer) or against the classifier's own (white-box)."""

@@ -21,10 +21,10 @@ import torch
 
 from attacks.base import eps_label
 from core.io import save_torch, to_jsonable, write_json
-from eval.accuracy import evaluate
+from eval.accuracy import bits, evaluate
 from eval.audit import audit_checks
 from eval.classify import Classifier
-from eval.harness import attacked, bits, head, one_writer, provenance_of, setup, source, track
+from eval.harness import attacked, head, one_writer, provenance_of, setup, source, track
 from eval.plan import Evaluation, audit_attacks
 from loaders.batches import Batches
 from loaders.registry import class_names

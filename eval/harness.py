@@ -7,13 +7,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
 from core import wandb_keys
 from core.amp import memory_format, resolved
 from core.errors import UsageError
 from core.provenance import provenance
-from eval.accuracy import evaluate
+from eval.accuracy import bits, evaluate
 from eval.classify import Classifier
 from eval.plan import AttackPlan, Evaluation, KnnPlan, UmapPlan
 from loaders.batches import Batches
@@ -96,11 +94,6 @@ def attacked(clf, test, spec, source, keep: int = 0) -> tuple[dict, dict]:
                              "correct": bits(flags)} for name, flags in res["after"].items()]
         row["warnings"] = res["warnings"]
     return row, res
-
-
-def bits(correct: torch.Tensor) -> str:
-    """Per-image correctness as a string of 0s and 1s (the test subset's order)."""
-    return "".join("1" if c else "0" for c in correct.tolist())
 
 
 def track(ev: Evaluation, report: dict, images: dict | None = None) -> None:

@@ -6,9 +6,9 @@ import time
 
 from core.errors import UsageError
 from core.io import to_jsonable, write_json
-from eval.accuracy import evaluate
+from eval.accuracy import bits, evaluate
 from eval.classify import Classifier
-from eval.harness import attacked, bits, head, one_writer, provenance_of, setup, source, track
+from eval.harness import attacked, head, one_writer, provenance_of, setup, source, track
 from eval.plan import Evaluation
 from loaders.batches import Batches
 

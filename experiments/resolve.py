@@ -47,8 +47,8 @@ def check_names(cfg: RunConfig) -> RunConfig:
 
 def resolve(name: str, profile: str = "paper", **overrides: Any) -> RunConfig:
     """The fully resolved config of section `name`: defaults <- section <- profile scale <- explicit overrides
-    (None = not given). A profile caps epochs (never adds any) and sets finetune_samples only for sections that
-    fine-tune. RunConfig.preset records the section's name (the results files' key since the first release)."""
+    (None = not given). A profile caps epochs (never adds any) and sets finetune_samples and val_size only for
+    sections that fine-tune or hold out a val split. RunConfig.preset records the section's name (the results files' key since the first release)."""
     _check_name("preset", name, SECTIONS)  # "preset": the word older scripts match on
     _check_name("profile", profile, PROFILES)
     section, prof = SECTIONS[name], PROFILES[profile]
@@ -58,6 +58,8 @@ def resolve(name: str, profile: str = "paper", **overrides: Any) -> RunConfig:
         if key == "epochs":
             value = min(value, values.get("epochs", RunConfig.epochs))
         if key == "finetune_samples" and "finetune_samples" not in values:
+            continue
+        if key == "val_size" and not values.get("val_size"):  # a profile sizes the val split, never adds one
             continue
         values[key] = value
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -8,7 +8,8 @@ comparison (eval.audit.transfer_verdict).
 from __future__ import annotations
 
 from eval.audit import FGSM, OUTCOMES, PGD10, audit_checks, compare, robust, sweep_checks, test_n, transfer_verdict
-from eval.stats import NOISE_SIGMAS, reaches, stats, verdict
+from eval.stats import NOISE_SIGMAS, paired_bootstrap, reaches, stats, verdict
+from report.load import key
 from report.tables import Measured, datasets
 
 STAND_IN = "Δ against the study is left out: these runs use stand-in data (see the banner)."
@@ -17,17 +18,34 @@ _ATTACK_NAMES = {("white-box", "pgd"): "white-box PGD-10", ("white-box", "fgsm")
                  ("transfer", "fgsm"): "transfer FGSM", ("transfer", "noise+fgsm"): "transfer noise+FGSM"}
 
 
+def paired_gain(rs: list[dict], base_rs: list[dict], study: str):
+    """The paired bootstrap (eval/stats.py) of a section against its comparison on one dataset's test images,
+    seed by seed, when every seed of both stored per-image records of the same test set; None otherwise."""
+    def records(runs_):
+        return {r.get("seed"): ((r.get("correct") or {}).get(key(r, study, "_test")),
+                                (r.get("datasets") or {}).get(key(r, study, "_test"))) for r in runs_}
+    ours, theirs = records(rs), records(base_rs)
+    if not ours or set(ours) != set(theirs) or any(ours[s][1] != theirs[s][1] for s in ours):
+        return None
+    return paired_bootstrap([(ours[s][0], theirs[s][0]) for s in sorted(ours, key=str)])
+
+
 def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
-    """Section `name` against `base_name`, per (label, ours stats, base stats, n ours, n base): judged by verdict
-    (with both test-set sizes, against the larger of the seed spread and the binomial interval, so one seed is
-    judged too; without them, against NOISE_SIGMAS pooled seed std; with one seed the noise is unknown)."""
+    """Section `name` against `base_name`, per (label, ours stats, base stats, n ours, n base[, paired verdict]):
+    judged by the paired bootstrap on per-image records when given, else by verdict (with both test-set sizes,
+    against the larger of the seed spread and the binomial interval, so one seed is judged too; without them,
+    against NOISE_SIGMAS pooled seed std; with one seed the noise is unknown)."""
     flags, beyond = [], []
-    for label, ours, base, n_a, n_b in pairs:
+    for label, ours, base, n_a, n_b, *paired in pairs:
         if not ours or not base:
             continue
-        v = verdict(ours, base, n_a, n_b)
+        v = (paired[0] if paired else None) or verdict(ours, base, n_a, n_b)
         head = f"{name} vs {base_name} on {label}: {v.difference:+.2f} points"
-        if v.test == "binomial":
+        if v.test == "paired bootstrap":
+            why = (f"paired bootstrap over the same {n_a:,} test images and {min(ours[2], base[2])} seed(s): 95% "
+                   f"interval of the difference ±{v.noise:.2f}, p = {v.p:.2g}")
+            flags.append(f"{head}, " + (f"**beyond noise** ({why})." if v.beyond else f"within noise ({why})."))
+        elif v.test == "binomial":
             why = (f"noise ±{v.noise:.2f}: the larger of the seed spread ({min(ours[2], base[2])} seed(s)) and the "
                    f"95% binomial interval of {n_a:,} and {n_b:,} test images")
             flags.append(f"{head}, " + (f"**beyond noise** ({why})." if v.beyond else f"within noise ({why})."))
@@ -75,8 +93,8 @@ def domains(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[str
         sec, accs, ns = secs[name], m.accs[name], m.ns[name]
         if sec.compare_to in m.loaded and rs:
             base = sec.compare_to
-            flags += noise_flags(name, base, [(lab, accs[d], m.accs[base][d], ns[d], m.ns[base][d])
-                                              for d, lab in datasets(q)], q.rerun)
+            flags += noise_flags(name, base, [(lab, accs[d], m.accs[base][d], ns[d], m.ns[base][d],
+                                               paired_gain(rs, m.loaded[base], d)) for d, lab in datasets(q)], q.rerun)
         for d, lab in datasets(q):
             flags += chance(f"{name} on {lab}", accs[d], ns[d], what="accuracy")
         flags += changed_but_not_run(name, sec, rs, sections, scaled)
@@ -89,7 +107,8 @@ def targets(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[str
     for name, rs in m.loaded.items():
         base = secs[name].compare_to
         if m.loaded.get(base) and rs:
-            pairs = [(lab, m.accs[name][d], m.accs[base][d], m.ns[name][d], m.ns[base][d]) for d, lab in datasets(q)]
+            pairs = [(lab, m.accs[name][d], m.accs[base][d], m.ns[name][d], m.ns[base][d],
+                      paired_gain(rs, m.loaded[base], d)) for d, lab in datasets(q)]
             flags += noise_flags(name, base, [p for p in pairs if p[3] and p[4]], q.rerun)
         flags += changed_but_not_run(name, secs[name], rs, sections, scaled)
     return flags

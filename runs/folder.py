@@ -57,12 +57,19 @@ def prepare_data(cfg: RunConfig, data_root, cache_dir, download: bool):
     load = lambda name, split: load_split(name, split, data_root, download=download, cache_dir=cache_dir)
     train = load(cfg.train_on, "train")
     evals = {}
-    if cfg.val_size:
+    first = cfg.train_take == "first" and cfg.train_size is not None and not cfg.finetune_samples
+    if cfg.val_size and first:  # MNIST-10K: the first train_size images train, the val split comes from the rest
+        rest = train.take(torch.arange(min(cfg.train_size, len(train)), len(train)))
+        if len(rest) == 0:
+            raise UsageError(f"{cfg.train_on} train has {len(train)} images: none is left beyond the first "
+                             f"{cfg.train_size} for the val split")
+        evals[f"{cfg.train_on}_val"] = stratified_subset(rest, cfg.val_size, cfg.data_seed)
+    elif cfg.val_size:
         train, val = train_val_split(train, cfg.val_size, cfg.data_seed)
         evals[f"{cfg.train_on}_val"] = stratified_subset(val, cfg.eval_size, cfg.data_seed)
     if cfg.finetune_samples:
         train = random_subset(train, cfg.finetune_samples, cfg.seed)
-    elif cfg.train_take == "first" and cfg.train_size is not None:
+    elif first:
         train = train.take(torch.arange(min(cfg.train_size, len(train))))
     else:
         train = stratified_subset(train, cfg.train_size, cfg.data_seed)

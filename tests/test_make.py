@@ -285,6 +285,11 @@ def test_make_dg_smoke_runs_every_present_target_and_names_the_missing_ones(tmp_
         tested = {k for k in r["metrics"] if k.endswith("_test_acc")}
         assert tested == {f"{d}_test_acc" for d in ("mnist", "usps", "svhn", "mnistm")}
         assert "synth_test_32x32.mat" in r["datasets"]["syn_test"]["skipped"]
+        # the ConvNet rows keep the authors' checkpoint (best MNIST val accuracy every 250 iterations; at smoke's
+        # 10 iterations the one check after the last), the ResNet18 rows their last epoch
+        assert (r.get("selection", {}).get("every"), r["selected_by"] == "last epoch") == \
+            ((250, False) if "digitnet" in preset else (None, True)), preset
+        assert set(r["correct"]) == {f"{d}_test" for d in ("mnist", "usps", "svhn", "mnistm")}
     assert "targets skipped for missing data: syn" in done.stdout
     # one line per run folder, never for its stamps (the commands Make echoes read the stamps: --config STAMP)
     assert not [line for line in done.stdout.splitlines() if "tested on" in line and "stamps" in line]

@@ -34,7 +34,7 @@ from core.io import clean_partial, ensure_dir, exclusive, mtime_ns, to_jsonable
 from core.provenance import provenance
 from core.seed import seed_everything
 from core.tracking import Tracker, group, run_name
-from eval.accuracy import accuracy
+from eval.accuracy import accuracy, bits, evaluate
 from eval.classify import Classifier
 from loaders.batches import Batches
 from loaders.randconv import RandConv
@@ -127,11 +127,11 @@ def graceful_interrupts():
 
 def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: int, seed: int, stop,
                 progress: bool, adv=None, adv_prob: float = 0.0, dist=None, randconv=None, trades=None,
-                scheduler=None, adv_train_mode: bool = False) -> dict:
+                scheduler=None, adv_train_mode: bool = False, on_step=None) -> dict:
     """One epoch. `model` may be DDP-wrapped; attacks and attributes use the plain module. `trades`: the
     RunConfig when the loss is TRADES (its eps, step size and steps shape the inner maximisation). A scheduler
     with per_step set steps after every optimizer step. adv_train_mode: the training attack is crafted with the
-    model in train mode (Fast-AT)."""
+    model in train mode (Fast-AT). on_step: called after every optimizer step (checkpoint selection)."""
     from tqdm.auto import tqdm
 
     wrapped = getattr(model, "_orig_mod", model)  # under torch.compile
@@ -175,6 +175,8 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
             optimizer.step()
             if scheduler is not None and getattr(scheduler, "per_step", False):
                 scheduler.step()
+            if on_step is not None:
+                on_step()
             detached = loss.detach()
             bad_step = torch.where((bad_step < 0) & ~torch.isfinite(detached), step, bad_step)
             loss_sum += detached * len(y)
@@ -285,6 +287,7 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
     optimizer, scheduler = build_optimizer(cfg, model, len(train_batches))
     loss_fn = build_loss(cfg)
     start_epoch, history, best = 0, [], {}  # best: the kept epoch's model state, epoch and robust val accuracy
+    correct: dict = {}  # epoch -> {"<set>_test": per-image correctness}
     if resume:
         start_epoch, history = restore_checkpoint(out, cfg, model, optimizer, scheduler, dist.rank, extra=best)
         print(f"resuming {cfg.preset} from epoch {start_epoch + 1}", file=sys.stderr)
@@ -307,6 +310,8 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
     randconv = RandConv.from_config(cfg)
     fc_images = f"ft{cfg.finetune_samples}" if job_type == "finetune-fc" else None
     study_names = {v: k for k, v in cfg.stand_ins.items()}  # stand-in -> the study's name for it
+    selector = Selector(cfg, model, eval_batches[f"{cfg.train_on}_val"], randconv, best,
+                        start_epoch * len(train_batches)) if cfg.select_every else None
     tracker = Tracker(wandb and dist.is_main, group=group(cfg.profile, cfg.preset),
                       name=run_name(cfg.preset, cfg.seed, fc_images), job_type=job_type,
                       config={**cfg.to_dict(), "datasets": described},
@@ -321,12 +326,15 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                                        seed=cfg.seed, stop=stop, progress=progress, adv=adv_train,
                                        adv_prob=cfg.adv_prob, dist=dist, randconv=randconv,
                                        trades=cfg if cfg.loss == "trades" else None, scheduler=scheduler,
-                                       adv_train_mode=cfg.attack_train_mode))
+                                       adv_train_mode=cfg.attack_train_mode, on_step=selector))
                 if not getattr(scheduler, "per_step", False):
                     scheduler.step()
                 classifier = Classifier(model, knn_train, cfg.knn_k)
                 for key, batches in eval_batches.items():
-                    row[f"{key}_acc"] = accuracy(classifier, batches)
+                    clean = evaluate(classifier, batches)
+                    row[f"{key}_acc"] = clean["acc"]
+                    if key.endswith("_test"):  # per image, for paired comparisons with other sections' runs
+                        correct.setdefault(epoch + 1, {})[key] = bits(clean["correct"])
                     if adv_eval is not None and key.endswith("_val"):
                         # white-box, against the model as it is after this epoch
                         row[f"{key}_adv_acc"] = accuracy(classifier, batches, adv_eval, seed=cfg.seed)
@@ -339,12 +347,16 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                     tracker.log(_namespaced(row, study_names), step=epoch + 1)
                     print(_epoch_line(cfg, row), file=sys.stderr)
                 dist.barrier()
-        results = {}
+        results, selected = {}, None
+        if selector is not None:
+            selector.last()
         if dist.is_main:
-            if best:  # the kept epoch's weights are the run's model
+            if best:  # the kept epoch's (or iteration's) weights are the run's model
                 model.load_state_dict(best["state"])
+            if selector is not None:  # the kept checkpoint falls between epochs: its own test numbers
+                selected = selector.measure(eval_batches, len(train_batches))
             results = _finish(cfg, out, model, history, described, device, started, dist.world, draw_curves,
-                              best.get("epoch"))
+                              best.get("epoch"), correct, selected)
             tracker.summary(_namespaced(results["metrics"], study_names))
             if draw_curves is not None:
                 tracker.image(wandb_keys.CURVES_IMAGE, out / "curves.png")
@@ -377,6 +389,71 @@ def train_augmentation(cfg: RunConfig, device) -> nn.Module | None:
     return (parts[0] if len(parts) == 1 else nn.Sequential(*parts)).to(device)
 
 
+class Selector:
+    """The DG benchmark authors' checkpoint selection (RunConfig.select_every): called after every optimizer step;
+    every select_every iterations (and once after the last, via last()) it measures clean accuracy on the held-out
+    source split, for a RandConv model through a random convolution (the training's first view), the mean over
+    select_draws draws (each its own seeded generator, so training's random streams are untouched), and keeps the
+    model state of the best (ties keep the earlier) in `best`, which the checkpoint saves for --resume."""
+
+    def __init__(self, cfg: RunConfig, model: nn.Module, val: Batches, randconv, best: dict, iteration: int = 0):
+        self.cfg, self.model, self.val, self.randconv, self.best = cfg, model, val, randconv, best
+        self.iteration, self.checked = iteration, best.get("iteration")
+
+    def __call__(self) -> None:
+        self.iteration += 1
+        if self.iteration % self.cfg.select_every == 0:
+            self._check()
+
+    def last(self) -> None:
+        if self.checked != self.iteration:
+            self._check()
+
+    def accuracy(self) -> float:
+        modes = {m: m.training for m in self.model.modules()}
+        self.model.eval()
+        draws = []
+        try:
+            with torch.no_grad():
+                for d in range(self.cfg.select_draws if self.randconv is not None else 1):
+                    g = torch.Generator().manual_seed(_stream(self.cfg.seed, self.iteration, d, 250_007))
+                    right = seen = 0
+                    for x, y in self.val.epoch():
+                        with self.val.autocast():
+                            x = self.randconv(x, g)[:len(x)] if self.randconv is not None else x
+                            right += int((self.model(x).argmax(1) == y).sum())
+                        seen += len(y)
+                    draws.append(100.0 * right / seen)
+        finally:
+            for m, mode in modes.items():
+                m.train(mode)
+        return sum(draws) / len(draws)
+
+    def _check(self) -> None:
+        self.checked = self.iteration
+        value = self.accuracy()
+        if not self.best or value > self.best["value"]:
+            self.best.update(iteration=self.iteration, value=value,
+                             state={k: v.detach().clone() for k, v in self.model.state_dict().items()})
+
+    def measure(self, eval_batches: dict, steps_per_epoch: int) -> dict:
+        """The kept model's (already loaded) accuracy on every eval set, its per-image test records, and how it
+        was chosen."""
+        classifier, metrics, correct = Classifier(self.model), {}, {}
+        for key, batches in eval_batches.items():
+            clean = evaluate(classifier, batches)
+            metrics[f"{key}_acc"] = clean["acc"]
+            if key.endswith("_test"):
+                correct[key] = bits(clean["correct"])
+        it, draws = self.best["iteration"], self.cfg.select_draws if self.randconv is not None else 1
+        how = f"{self.cfg.train_on} val accuracy" + (f" with RandConv on, the mean of {draws} draws" if draws > 1
+                                                     else "")
+        return {"metrics": metrics, "correct": correct, "epoch": -(-it // steps_per_epoch),
+                "by": f"best {how}, checked every {self.cfg.select_every} iterations: iteration {it}",
+                "selection": {"every": self.cfg.select_every, "draws": draws, "iteration": it,
+                              "val_acc": self.best["value"]}}
+
+
 def keep_if_best(best: dict, model: nn.Module, row: dict, key: str) -> None:
     """Rice et al. 2020's early stopping: keep the model state of the epoch with the highest `key` (the white-box
     robust validation accuracy); ties keep the earlier epoch."""
@@ -389,18 +466,27 @@ def keep_if_best(best: dict, model: nn.Module, row: dict, key: str) -> None:
 
 
 def _finish(cfg, out: Path, model, history, described, device, started, world: int = 1, draw_curves=None,
-            chosen: int | None = None) -> dict:
-    """chosen: the kept epoch (1-based) under keep_best; its row gives the metrics, else the last epoch's."""
+            chosen: int | None = None, correct: dict | None = None, selected: dict | None = None) -> dict:
+    """chosen: the kept epoch (1-based) under keep_best; its row gives the metrics, else the last epoch's.
+    correct: {epoch: {"<set>_test": per-image bits}} of the epochs this process evaluated; the kept epoch's go
+    into the results file (absent when it was evaluated before a --resume). selected: Selector.measure()'s
+    numbers of the checkpoint kept by select_every (they replace the last epoch's accuracies)."""
     final = history[chosen - 1] if chosen else history[-1]
     metrics = {k: v for k, v in final.items() if k.startswith("train_") or k.endswith("_acc")}
+    if selected:
+        metrics = {k: v for k, v in metrics.items() if k.startswith("train_")} | selected["metrics"]
+        correct, chosen = {selected["epoch"]: selected["correct"]}, selected["epoch"]
     attack = eval_attack(cfg)
     results = to_jsonable({
         "preset": cfg.preset, "profile": cfg.profile, "seed": cfg.seed, "question": cfg.question,
         "config": cfg.to_dict(), "roles": dict(cfg.stand_ins), "datasets": described,
         "metrics": metrics, "history": history,
+        "correct": (correct or {}).get(chosen or len(history), {}),  # per test image of the kept epoch, "1" right
         "val_attack": attack.describe() if attack else None,
         "selected_epoch": chosen or len(history),  # the epoch whose model this run keeps (model.pt)
-        "selected_by": f"best {cfg.train_on} val robust accuracy ({attack.label})" if chosen else "last epoch",
+        "selected_by": (selected["by"] if selected else f"best {cfg.train_on} val robust accuracy ({attack.label})"
+                        if chosen else "last epoch"),
+        **({"selection": selected["selection"]} if selected else {}),
         "provenance": {**provenance(device, time.time() - started), "world_size": world,
                        **resolved(device, cfg.precision, cfg.channels_last)},
     })

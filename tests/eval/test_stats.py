@@ -12,6 +12,7 @@ from eval.stats import (
     average_half_width,
     difference_noise,
     error_bar,
+    paired_bootstrap,
     reaches,
     seed_noise,
     spread,
@@ -158,3 +159,43 @@ def test_welch_verdict_needs_two_seeds_a_side():
     from eval.stats import welch_verdict
 
     assert welch_verdict([70.0], [60.0, 61.0]).beyond is None
+
+
+def _bootstrap_records(n, both, only_a, only_b, seed):
+    """Per-image records of two models on n images: right together on `both`, each alone on its own count."""
+    a = np.zeros(n, dtype=int)
+    b = np.zeros(n, dtype=int)
+    a[:both + only_a] = 1
+    b[:both] = 1
+    b[both + only_a:both + only_a + only_b] = 1
+    order = np.random.default_rng(seed).permutation(n)
+    return "".join(map(str, a[order])), "".join(map(str, b[order]))
+
+
+def test_paired_bootstrap_matches_a_naive_resampling_of_images():
+    pairs = [_bootstrap_records(300, 150, 30, 12, s) for s in range(2)]
+    v = paired_bootstrap(pairs, reps=20_000)
+    rng = np.random.default_rng(1)
+    diffs = []
+    arrays = [(np.array(list(x), dtype=int), np.array(list(y), dtype=int)) for x, y in pairs]
+    for _ in range(4000):  # the textbook loop: resample each seed's images, same indices for both models
+        per_seed = []
+        for a, b in arrays:
+            idx = rng.integers(0, len(a), len(a))
+            per_seed.append(100 * (a[idx].mean() - b[idx].mean()))
+        diffs.append(np.mean(per_seed))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    assert v.test == "paired bootstrap" and v.difference == pytest.approx(6.0)
+    assert v.noise == pytest.approx((hi - lo) / 2, abs=0.3)
+    assert v.beyond and v.p < 0.05
+
+
+def test_paired_bootstrap_calls_what_the_unpaired_rule_cannot_and_not_a_tie():
+    # two models that agree on almost every image: +3 points on 1,000 images, every disagreement one way
+    x, y = _bootstrap_records(1000, 700, 30, 0, 0)
+    paired = paired_bootstrap([(x, y)])
+    unpaired = verdict(stats([73.0]), stats([70.0]), 1000, 1000)
+    assert paired.beyond and not unpaired.beyond
+    tie = paired_bootstrap([_bootstrap_records(1000, 700, 20, 20, 0)])
+    assert tie.difference == 0 and not tie.beyond and tie.p == pytest.approx(1.0, abs=0.05)
+    assert paired_bootstrap([("101", "10")]) is None and paired_bootstrap([]) is None

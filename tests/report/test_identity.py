@@ -117,3 +117,20 @@ def test_a_knn_attack_above_clean_is_flagged_with_its_paired_verdict(tmp_path):
     write(tmp_path, "q2-circle", 0, "knn.json", knn(0, "1" * 40 + "0" * 60, "1" * 41 + "0" * 59))
     text = write_report("quick", tmp_path).read_text()
     assert "leaves 41.00%, above the clean 40.00% on the same 100 images: within the noise" in text
+
+
+def test_a_gain_over_the_comparison_is_judged_by_the_paired_bootstrap_when_both_stored_per_image_records(tmp_path):
+    import numpy as np
+
+    n = 1000
+    order = np.random.default_rng(0).permutation(n)
+    as_bits = lambda k: "".join("1" if i < k else "0" for i in order)  # the first k of one fixed order right
+    test_set = {"mnist_test": {"size": n, "source": "mnist"}, "svhn_test": {"size": n, "source": "svhn"}}
+    for name, right in (("q1-baseline", 700), ("q1-adam", 730)):  # adam right on every image baseline is, +30
+        r = q1_result(name, 0, 90.0, 100 * right / n)
+        write(tmp_path, name, 0, "metrics.json", {**r, "datasets": test_set, "correct": {"mnist_test": as_bits(right)}})
+    text = write_report("quick", tmp_path).read_text()
+    assert ("q1-adam vs q1-baseline on MNIST: +3.00 points, **beyond noise** (paired bootstrap over the same 1,000 "
+            "test images and 1 seed(s)") in text
+    # SVHN has no per-image records: the unpaired rule, which cannot call a 0-point difference anyway
+    assert "q1-adam vs q1-baseline on SVHN: +0.00 points, within noise (noise" in text

@@ -29,6 +29,11 @@ def test_results_contract(tmp_path):
         assert key in on_disk
     assert set(on_disk["metrics"]) == {"train_loss", "train_acc", "digits_test_acc", "digits-inverted_test_acc"}
     assert len(on_disk["history"]) == 2 and on_disk["history"][1]["epoch"] == 2
+    # per test image of the kept (last) epoch: what the report's paired bootstrap compares across sections
+    assert set(on_disk["correct"]) == {"digits_test", "digits-inverted_test"}
+    for key, record in on_disk["correct"].items():
+        assert len(record) == on_disk["datasets"][key]["size"] == 60 and set(record) <= {"0", "1"}
+        assert 100 * record.count("1") / len(record) == pytest.approx(on_disk["metrics"][f"{key}_acc"])
     prov = on_disk["provenance"]
     assert {"git_commit", "versions", "device", "wall_seconds"} <= set(prov)
     import importlib.metadata
@@ -136,8 +141,8 @@ def test_finished_results_are_not_overwritten(tmp_path):
 
 def test_it_really_learns_on_digits(tmp_path):
     """A short real run on scikit-learn's handwritten digits must land far above chance (10%)."""
-    cfg = resolve("q1-baseline", "demo", pretrained=False, train_size=800, epochs=2)
-    results = run(cfg, tmp_path / "learn", wandb=False)
+    cfg = resolve("q1-baseline", "demo", pretrained=False, train_size=400, eval_size=300, epochs=2)  # the demo's
+    results = run(cfg, tmp_path / "learn", wandb=False)  # own scale (its q1-baseline reaches about 92%)
     assert results["metrics"]["digits_test_acc"] > 80.0
     assert results["history"][1]["train_loss"] < results["history"][0]["train_loss"]
 
