@@ -3,8 +3,8 @@
 minutes, offline, with data only from ../shared/datasets (real MNIST and CIFAR-10):
 
   1. throughput rows (bench/gpu.py's): Q1 training at batch 16 and 256 (32 px), Q2 at 224 px, PGD-10;
-     fp32 and bf16+channels_last; torch.compile off and on (mode="reduce-overhead", CUDA graphs, at
-     batch 16), each with its peak GPU memory;
+     fp32 and bf16+channels_last; torch.compile off and on (the loop's own mode, inductor's default, at
+     batch 16; three warm-up calls before each timed window), each with its peak GPU memory;
   2. a real slice of the paper profile: q2-baseline and q2-adversarial at 224 px on 5,000 CIFAR-10 training
      images for one epoch (the paper's 10,000-image validation split and test set), then PGD-10 and
      AutoAttack on 500 test images; q1-reverse-unsupervised for one epoch on all of MNIST without

@@ -19,9 +19,18 @@ warnings.filterwarnings("ignore", message="grad and param do not obey the gradie
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
+def native_bf16() -> bool:
+    """Whether the GPU computes bf16 in hardware (Ampere and later). torch's is_bf16_supported() also counts
+    emulation (a T4 or V100 "supports" bf16 by emulating it, slower than fp32): "auto" must not pick that."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # a torch without the argument
+        return torch.cuda.is_bf16_supported() and torch.cuda.get_device_capability()[0] >= 8
+
+
 def use_amp(device: torch.device, precision: str = "auto") -> bool:
     if precision == "auto":
-        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return device.type == "cuda" and native_bf16()
     return precision == "bf16"
 
 

@@ -39,7 +39,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
             scale={"q1": dict(train_size=5000, eval_size=2000, epochs=5),
                    # the ConvNet: MNIST-10K for 8 epochs (2,500 of the protocol's 10,000 iterations; ~25 s per
                    # epoch on 2 CPU cores, RandConv's 3 views ~55 s); ResNet18: a 5,000-image slice for 5 epochs
-                   "dg": dict(eval_size=2000, val_size=2000, epochs=8), "dg:resnet18": dict(train_size=5000, eval_size=2000, epochs=5),
+                   "dg": dict(eval_size=2000, val_size=2000, epochs=8),
+                   "dg:resnet18": dict(train_size=5000, eval_size=2000, epochs=5),
                    "q2": dict(train_size=10_000, val_size=10_000, eval_size=1000, epochs=10, model_input_size=32)},
             umap_points=2000, autoattack_points=200, square_queries=1000),
     Profile("smoke", "a few hundred images and 1 epoch, for CI",

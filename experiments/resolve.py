@@ -48,7 +48,8 @@ def check_names(cfg: RunConfig) -> RunConfig:
 def resolve(name: str, profile: str = "paper", **overrides: Any) -> RunConfig:
     """The fully resolved config of section `name`: defaults <- section <- profile scale <- explicit overrides
     (None = not given). A profile caps epochs (never adds any) and sets finetune_samples and val_size only for
-    sections that fine-tune or hold out a val split. RunConfig.preset records the section's name (the results files' key since the first release)."""
+    sections that fine-tune or hold out a val split.
+    RunConfig.preset records the section's name (the results files' key since the first release)."""
     _check_name("preset", name, SECTIONS)  # "preset": the word older scripts match on
     _check_name("profile", profile, PROFILES)
     section, prof = SECTIONS[name], PROFILES[profile]

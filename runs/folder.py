@@ -30,11 +30,32 @@ CHECKPOINT_FORMAT = "trustlab-checkpoint-1"
 ARCH_FIELDS = ("arch", "norm", "dropout", "head", "input_mean", "input_std")
 
 
+def _gpus_torch_cannot_see() -> int:
+    """How many GPUs nvidia-smi lists when torch sees none (0 without nvidia-smi, or when it fails)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return 0
+    try:
+        done = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in done.stdout.splitlines()) if done.returncode == 0 else 0
+
+
 def pick_device(name: str, local_rank: int = 0, world: int = 1) -> torch.device:
     """The torch device for --device: auto (this rank's GPU, else the CPU), cpu, cuda (this rank's GPU),
     cuda:N (checked against the GPUs torch sees; refused under torchrun, where each rank takes its own), mps."""
     if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device(f"cuda:{local_rank}")
+        unseen = _gpus_torch_cannot_see()
+        if unseen:
+            print(f"warning: nvidia-smi lists {unseen} GPU(s) but torch {torch.__version__} sees none (a driver too "
+                  "old for its CUDA build, or CUDA_VISIBLE_DEVICES?): --device auto runs on the CPU; pass --device "
+                  "cuda to make this an error", file=sys.stderr)
+        return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"device {name!r} asked for, but CUDA is not available here")
     if name == "cuda":

@@ -145,3 +145,28 @@ def test_gpu_checks_step_timeouts_fit_in_its_eight_minutes():
     gpu_check.START = time.time() - gpu_check.BUDGET_S + 2  # 2 s of budget left
     gpu_check._step("sleeper", [sys.executable, "-c", "import time; time.sleep(30)"], 60, log)
     assert log[0]["rc"] == 124 and log[0]["seconds"] < 10
+
+
+def test_auto_precision_never_picks_emulated_bf16(monkeypatch):
+    from core import amp
+
+    # a T4/V100: torch "supports" bf16 only by emulating it
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert amp.use_amp(torch.device("cuda"), "auto") is False
+    assert amp.use_amp(torch.device("cuda"), "bf16") is True  # asked for explicitly: the user's choice
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # Ampere+
+    assert amp.use_amp(torch.device("cuda"), "auto") is True
+
+
+def test_auto_device_says_so_when_nvidia_smi_lists_gpus_torch_cannot_see(tmp_path, monkeypatch, capsys):
+    from runs.folder import pick_device
+
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-x)'\necho 'GPU 1: NVIDIA H200 (UUID: GPU-y)'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))  # only the fake (its shebang and echo need no PATH)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto") == torch.device("cpu")
+    assert "nvidia-smi lists 2 GPU(s) but torch" in capsys.readouterr().err
+    fake.unlink()  # no nvidia-smi: a CPU machine, nothing to say
+    assert pick_device("auto") == torch.device("cpu") and capsys.readouterr().err == ""
