@@ -34,9 +34,11 @@ R := $(RESULTS)/$(PROFILE)
 # file done and leaves it alone: .DELETE_ON_ERROR never deletes a file another process wrote.
 LOCK_WAIT ?= 86400
 export TRUSTLAB_LOCK_WAIT := $(LOCK_WAIT)
-# Scale-out. GPUS="0 1 2 3" pins each section to one GPU (round robin over the run folders) for make -j.
+# Scale-out. GPUS="0 1 2 3" runs each command on the first free GPU slot (trainers/gpu_slot.py), at most
+# JOBS_PER_GPU commands on one GPU at a time; `make -j` beyond the slots queues.
 # LAUNCHER=slurm submits each section as a SLURM job through submitit (LAUNCHER=local: submitit's local executor).
 GPUS ?=
+JOBS_PER_GPU ?= 1
 LAUNCHER ?=
 PARTITION ?=
 GPUS_PER_JOB ?= 1
@@ -57,10 +59,9 @@ EVAL_FLAGS = --data-root $(DATA_ROOT) --cache-dir $(CACHE_DIR) $(if $(filter 0,$
 WANDB_FLAG = $(if $(filter 0,$(WANDB)),--no-wandb,--wandb)
 # Resume automatically when an interrupted run left a checkpoint.
 RESUME = $(if $(wildcard $(@D)/checkpoint.pt),--resume)
-# CUDA_VISIBLE_DEVICES for the run folder $(1): its position among all run folders, modulo the GPU count.
-gpu_env = $(if $(GPUS),CUDA_VISIBLE_DEVICES=$$(s=($(RUN_DIRS)); g=($(GPUS)); for i in "$${!s[@]}"; do \
-	[ "$${s[$$i]}" = "$(1)" ] && echo "$${g[$$((i % $${#g[@]}))]}"; done))
-RUN = $(call gpu_env,$(@D)) $(LAUNCH) $(PYTHON)
+# With GPUS: the first free GPU slot sets CUDA_VISIBLE_DEVICES for the command (and holds it until it ends).
+GPU_SLOT = $(if $(GPUS),$(PYTHON) -m trainers.gpu_slot --gpus "$(GPUS)" --per-gpu $(JOBS_PER_GPU) --locks $(RESULTS)/.gpus --)
+RUN = $(GPU_SLOT) $(LAUNCH) $(PYTHON)
 
 # The sections' rules come from experiments/ (one entry per section): experiments/make.py writes them,
 # and a stamp per results file holding its resolved config, as Make starts. A results file depends on
@@ -79,7 +80,6 @@ else
 SECTIONS_q1 :=
 SECTIONS_q2 :=
 SECTIONS_dg :=
-RUN_DIRS :=
 endif
 
 .PHONY: help venv test demo q1 q2 dg all report wandb-report wandb-sync bench bench-gpu gpu-check plan clean-results
@@ -92,7 +92,7 @@ help: ## List the targets and variables
 	@echo "variables: PROFILE DATA_ROOT CACHE_DIR RESULTS SEED SEEDS PRETRAINED WEIGHTS SOURCE DOWNLOAD WANDB COMPILE"
 	@echo "           PRECISION (auto|bf16|fp32) CHANNELS_LAST (1|0) TARGETS (make plan: questions or sections)"
 	@echo "           AUDIT_POINTS (test images for AutoAttack and the audit; default: the profile's) PUBLISH (make wandb-report)"
-	@echo "           EXTRA (flags added to every command) GPUS LAUNCHER PARTITION GPUS_PER_JOB TIME DEMO_JOBS TEST_JOBS PYTHON"
+	@echo "           EXTRA (flags added to every command) GPUS JOBS_PER_GPU LAUNCHER PARTITION GPUS_PER_JOB TIME DEMO_JOBS TEST_JOBS PYTHON"
 	@echo "           LOCK_WAIT (seconds a second make of a target waits for the one writing it; default 86400)"
 
 venv: $(VENV)/.installed ## Create .venv and install requirements.txt
