@@ -282,8 +282,14 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
     model = init_model(cfg).to(device, memory_format=memory_format(device, cfg.channels_last))
     frozen = freeze(model, cfg.trainable)
     computing = dict(precision=cfg.precision, channels_last=cfg.channels_last)
-    train_batches = Batches(train_set, cfg.batch_size, device, shuffle=True, augment=train_augmentation(cfg, device),
-                            image_size=cfg.image_size, shard=(dist.rank, dist.world), drop_single=True, **computing)
+    # under DDP each rank takes batch_size / world of every step's batch: the experiment's batch (and so its lr and
+    # step count) stays the one the section sets, whatever the number of GPUs
+    if cfg.batch_size % dist.world:
+        raise UsageError(f"batch size {cfg.batch_size} does not split over {dist.world} ranks: use a world size that "
+                         "divides it (each rank takes an equal share of every batch)")
+    train_batches = Batches(train_set, cfg.batch_size // dist.world, device, shuffle=True,
+                            augment=train_augmentation(cfg, device), image_size=cfg.image_size,
+                            shard=(dist.rank, dist.world), drop_single=True, **computing)
     optimizer, scheduler = build_optimizer(cfg, model, len(train_batches))
     loss_fn = build_loss(cfg)
     start_epoch, history, best = 0, [], {}  # best: the kept epoch's model state, epoch and robust val accuracy
@@ -296,6 +302,9 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
+        if device.type == "cuda":  # BatchNorm over the whole batch, as one process computes it (gloo on CPUs cannot:
+            # there each rank normalises over its share, and provenance says so)
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:  # only the training step; evaluation, attacks and the saved state dict use the plain model
         train_model = torch.compile(train_model, backend=os.environ.get("TRUSTLAB_COMPILE_BACKEND", "inductor"))
@@ -488,6 +497,9 @@ def _finish(cfg, out: Path, model, history, described, device, started, world: i
                         if chosen else "last epoch"),
         **({"selection": selected["selection"]} if selected else {}),
         "provenance": {**provenance(device, time.time() - started), "world_size": world,
+                       "batch_per_rank": cfg.batch_size // world,  # of the section's batch_size, split over the ranks
+                       "batchnorm": ("one process" if world == 1 else "synchronised across ranks (SyncBatchNorm)"
+                                     if device.type == "cuda" else "per rank (gloo: SyncBatchNorm needs GPUs)"),
                        **resolved(device, cfg.precision, cfg.channels_last)},
     })
     draw = None if draw_curves is None else lambda r, folder: draw_curves(r, folder / "curves.png")
