@@ -90,3 +90,20 @@ def _cache_jit() -> None:
                     fn.enable_caching()
                 except RuntimeError:  # numba cannot locate its source (e.g. made by exec): it stays uncached
                     pass
+
+
+def warm_jit(cache_dir: str | os.PathLike) -> None:
+    """Compile umap's and pynndescent's numba functions into <cache_dir>/numba once (`make venv` calls this), so
+    a first `make demo` or UMAP evaluation loads them instead of compiling for about 45 s: a small fit and
+    transform with the evaluation's settings and its float32 features (numba compiles per type, not per size)."""
+    import numpy as np
+
+    os.environ.setdefault("NUMBA_CACHE_DIR", str((Path(cache_dir) / "numba").resolve()))
+    features = np.random.default_rng(0).normal(size=(60, 512)).astype(np.float32)
+    fit_umap(features, n_neighbors=10, min_dist=0.3, random_state=42).transform(features[:10])
+
+
+if __name__ == "__main__":  # python -m eval.umap_run --warm CACHE_DIR
+    if len(sys.argv) != 3 or sys.argv[1] != "--warm":
+        sys.exit("usage: python -m eval.umap_run --warm CACHE_DIR")
+    warm_jit(sys.argv[2])

@@ -12,8 +12,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # lock expect the one-line refusal at once (the Make race test goes through make, which sets it again)
 os.environ.pop("TRUSTLAB_LOCK_WAIT", None)
 # one numba JIT cache for every test and the commands they start (UMAP compiles once per machine, not once per
-# test's own cache folder): the commands take NUMBA_CACHE_DIR when set (eval/umap_run.py)
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"trustlab-tests-numba-{os.getuid()}"))
+# test's own cache folder): the one `make venv` warms (data/cache/numba, eval/umap_run.py warm_jit); the commands
+# take NUMBA_CACHE_DIR when set
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "data" / "cache" / "numba"))
 # `make test` runs two pytest workers with OMP_NUM_THREADS=1 each; alone, a test process takes both cores
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
 
