@@ -63,12 +63,12 @@ def test_an_optional_target_is_skipped_and_recorded(tmp_path, data_root):
 
     cfg = resolve("dg-erm-digitnet", "smoke", eval_on=("mnist", "mnistm"), optional_eval=("mnistm",))
     _, evals, _ = prepare_data(cfg, data_root, None, False)
-    assert set(evals) == {"mnist_test", "mnistm_test"}  # present: evaluated
+    assert set(evals) == {"mnist_val", "mnist_test", "mnistm_test"}  # present: evaluated (and the selection's val)
     only = tmp_path / "only-mnist"
     only.mkdir()
     (only / "MNIST").symlink_to(data_root / "MNIST", target_is_directory=True)
     _, evals, described = prepare_data(cfg, only, None, False)
-    assert list(evals) == ["mnist_test"]
+    assert list(evals) == ["mnist_val", "mnist_test"]
     assert described["mnistm_test"]["size"] == 0 and "mnist_m" in described["mnistm_test"]["skipped"]
     cfg.optional_eval = ()  # a target that is not optional stops the run instead
     with pytest.raises(DataMissing):
