@@ -60,11 +60,36 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        full = _disk_full(err, path.parent)
+        if full:
+            raise RunFailure(f"no space left on the device writing {path} ({full}); nothing was half-written: free "
+                             "some space (or point --out / RESULTS elsewhere) and rerun") from err
         raise
     return path
+
+
+def _disk_full(err: BaseException, folder: Path) -> str | None:
+    """What to say when a write failed for want of space: ENOSPC itself, or a library's own wording of it (torch.save
+    says "enforce fail ... file write failed") on a device with (almost) nothing free; None otherwise."""
+    import errno
+    import shutil
+
+    if not isinstance(err, (OSError, RuntimeError)):
+        return None
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    said = f"{free / 2**20:,.0f} MB free in {folder}" if free is not None else f"free space in {folder} unknown"
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return said
+    text = str(err).lower()
+    if free is not None and free < 64 * 2**20 and any(w in text for w in ("write failed", "enforce fail", "no space")):
+        return said
+    return None
 
 
 class LockBusy(RunFailure):

@@ -89,3 +89,30 @@ def test_load_torch_names_a_file_that_is_not_a_torch_file(tmp_path, text):
     with pytest.raises(RunFailure, match=r"weights file .*weights\.pth (is not a PyTorch file|is truncated or corrupt"
                                          r"|holds pickled Python objects)"):
         load_torch(path, what="weights file")
+
+
+def test_a_full_disk_is_said_in_one_line_whatever_the_library_calls_it(tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    def enospc(tmp):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(RunFailure, match=r"no space left on the device writing .*m\.pt \(\d[\d,]* MB free in"):
+        atomic_write(tmp_path / "m.pt", enospc)
+    # torch.save's own words on a full device, with (almost) nothing free
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**9, 10**9, 4096))
+
+    def torch_full(tmp):
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+
+    with pytest.raises(RunFailure, match=r"no space left on the device writing .*model\.pt \(0 MB free"):
+        atomic_write(tmp_path / "model.pt", torch_full)
+    assert [p.name for p in tmp_path.iterdir()] == []  # nothing half-written
+    # the same words with space to spare are another failure, passed on as it is
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**12, 0, 10**12))
+    with pytest.raises(RuntimeError, match="enforce fail"):
+        atomic_write(tmp_path / "model.pt", torch_full)
