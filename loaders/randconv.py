@@ -48,9 +48,15 @@ class RandConv:
 
     @classmethod
     def from_config(cls, cfg) -> RandConv | None:
+        """The random convolution always acts on normalised input, as the authors' does: with the model's own
+        normalisation, or, for a model fed raw [0,1] pixels (the study's ResNet18), (0.5, 0.5, 0.5) / (0.5, 0.5,
+        0.5), the digits ConvNet's, which centres the pixels on 0 (a random kernel applied to raw pixels adds a
+        random offset of its weights' sum times the mean pixel)."""
         if not cfg.randconv:
             return None
-        return cls(cfg.randconv_kernels, cfg.randconv_views, cfg.randconv_weight, cfg.input_mean, cfg.input_std,
+        mean = cfg.input_mean if cfg.input_mean is not None else (0.5, 0.5, 0.5)
+        std = cfg.input_std if cfg.input_std is not None else (0.5, 0.5, 0.5)
+        return cls(cfg.randconv_kernels, cfg.randconv_views, cfg.randconv_weight, mean, std,
                    mix=getattr(cfg, "randconv_mix", True), identity_prob=getattr(cfg, "randconv_identity_prob", 0.0))
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -67,4 +73,5 @@ class RandConv:
 
     def describe(self) -> dict:
         return {"variant": "mix" if self.mix else "img", "identity_prob": self.identity_prob,
-                "kernels": list(self.kernels), "views": self.views, "consistency_weight": self.weight}
+                "kernels": list(self.kernels), "views": self.views, "consistency_weight": self.weight,
+                "normalised_with": {"mean": list(self.mean or ()), "std": list(self.std or ())}}

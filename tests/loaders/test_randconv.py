@@ -127,3 +127,20 @@ def test_the_img_section_is_the_authors_rc_img_line():
             cfg.randconv_kernels) == (True, False, 0.5, 5.0, 3, (1, 3, 5, 7))
     mix = resolve("dg-randconv-digitnet", "paper")
     assert (mix.randconv_mix, mix.randconv_identity_prob, mix.randconv_weight) == (True, 0.0, 10.0)
+
+
+def test_the_random_convolution_acts_on_normalised_input_for_every_architecture():
+    from experiments import resolve
+    from loaders.randconv import RandConv
+
+    for section in ("q1-randconv", "dg-randconv-resnet18", "dg-randconv-digitnet"):
+        cfg = resolve(section, "smoke", pretrained=False)
+        rc = RandConv.from_config(cfg)
+        # the ResNet18 takes raw pixels (input_mean None): RandConv standardises with the ConvNet's (0.5, 0.5)
+        assert (tuple(rc.mean), tuple(rc.std)) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), section
+    # on raw pixels a random kernel would add the offset sum(w) * pixel mean; normalised, a constant grey image at
+    # the mean stays at it whatever the kernel
+    grey = torch.full((2, 3, 8, 8), 0.5)
+    g = torch.Generator().manual_seed(0)
+    out = rc(grey, g)
+    torch.testing.assert_close(out[:, :, 2:-2, 2:-2], torch.full_like(out[:, :, 2:-2, 2:-2], 0.5))
