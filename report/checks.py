@@ -8,7 +8,7 @@ comparison (eval.audit.transfer_verdict).
 from __future__ import annotations
 
 from eval.audit import FGSM, OUTCOMES, PGD10, audit_checks, compare, robust, sweep_checks, test_n, transfer_verdict
-from eval.stats import NOISE_SIGMAS, paired_bootstrap, reaches, stats, verdict
+from eval.stats import BOOTSTRAP_REPS, NOISE_SIGMAS, paired_bootstrap, reaches, stats, verdict
 from report.load import key
 from report.tables import Measured, datasets
 
@@ -43,7 +43,8 @@ def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
         head = f"{name} vs {base_name} on {label}: {v.difference:+.2f} points"
         if v.test == "paired bootstrap":
             why = (f"paired bootstrap over the same {n_a:,} test images and {min(ours[2], base[2])} seed(s): 95% "
-                   f"interval of the difference ±{v.noise:.2f}, p = {v.p:.2g}")
+                   f"interval of the difference ±{v.noise:.2f}, "
+                   + (f"p < {1 / BOOTSTRAP_REPS:g}" if v.p == 0 else f"p = {v.p:.2g}"))
             flags.append(f"{head}, " + (f"**beyond noise** ({why})." if v.beyond else f"within noise ({why})."))
         elif v.test == "binomial":
             why = (f"noise ±{v.noise:.2f}: the larger of the seed spread ({min(ours[2], base[2])} seed(s)) and the "
