@@ -11,7 +11,6 @@ others idled, and capped nothing.
 """
 from __future__ import annotations
 
-import argparse
 import fcntl
 import os
 import subprocess
@@ -41,17 +40,16 @@ def take_slot(gpus: list[str], per_gpu: int, locks: Path, poll: float = 0.5):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--" not in argv:
-        print("error: give the command after --", file=sys.stderr)
+    from trainers.launcher import wrapper_parser
+
+    split = wrapper_parser(argv, __doc__)
+    if split is None:
         return 2
-    cut = argv.index("--")
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap, own, command = split
     ap.add_argument("--gpus", required=True, help='the GPU indices to use, e.g. "0 1 2 3"')
     ap.add_argument("--per-gpu", type=int, default=1, help="jobs at most on one GPU at a time")
     ap.add_argument("--locks", default="results/.gpus", help="folder for the slots' lock files")
-    args = ap.parse_args(argv[:cut])
-    command = argv[cut + 1:]
+    args = ap.parse_args(own)
     gpus = args.gpus.replace(",", " ").split()
     if not command or not gpus or args.per_gpu < 1:
         print("error: give a command, at least one GPU and --per-gpu of at least 1", file=sys.stderr)

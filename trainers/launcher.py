@@ -15,21 +15,30 @@ import sys
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
+def wrapper_parser(argv: list[str] | None, doc: str) -> tuple[argparse.ArgumentParser, list[str], list[str]] | None:
+    """For a wrapper run as `python -m MODULE [OPTIONS] -- COMMAND ...`: (its argument parser, its own options,
+    the command); None, after saying so on stderr, when there is no `--`."""
     argv = sys.argv[1:] if argv is None else argv
     if "--" not in argv:
         print("error: give the command after --", file=sys.stderr)
-        return 2
+        return None
     cut = argv.index("--")
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return ap, argv[:cut], argv[cut + 1:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    split = wrapper_parser(argv, __doc__)
+    if split is None:
+        return 2
+    ap, own, command = split
     ap.add_argument("--executor", choices=("slurm", "local"), default="slurm")
     ap.add_argument("--partition", default=None, help="SLURM partition")
     ap.add_argument("--gpus", type=int, default=1, help="GPUs per job")
     ap.add_argument("--cpus", type=int, default=8, help="CPUs per job")
     ap.add_argument("--time", type=int, default=240, help="time limit, minutes")
     ap.add_argument("--logs", default="results/slurm", help="folder for submitit's job files and logs")
-    args = ap.parse_args(argv[:cut])
-    command = argv[cut + 1:]
+    args = ap.parse_args(own)
     if not command:
         print("error: empty command after --", file=sys.stderr)
         return 2
@@ -41,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.executor == "local":
         executor = submitit.LocalExecutor(folder=folder)
         # submitit's local executor sets CUDA_VISIBLE_DEVICES to its first `gpus` GPUs (0, 1, ...); keep the GPUs
-        # this process was given (Make's GPUS round robin) by naming them as the visible ones
+        # this process was given (Make's GPUS slot) by naming them as the visible ones
         inherited = [int(g) for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip().isdigit()]
         if inherited and args.gpus > len(inherited):
             print(f"error: --gpus {args.gpus} but CUDA_VISIBLE_DEVICES names {len(inherited)} GPU(s)", file=sys.stderr)
