@@ -339,11 +339,9 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                 if not getattr(scheduler, "per_step", False):
                     scheduler.step()
                 classifier = Classifier(model, knn_train, cfg.knn_k)
+                accs, correct[epoch + 1] = clean_scores(classifier, eval_batches)
                 for key, batches in eval_batches.items():
-                    clean = evaluate(classifier, batches)
-                    row[f"{key}_acc"] = clean["acc"]
-                    if key.endswith("_test"):  # per image, for paired comparisons with other sections' runs
-                        correct.setdefault(epoch + 1, {})[key] = bits(clean["correct"])
+                    row[f"{key}_acc"] = accs[f"{key}_acc"]
                     if adv_eval is not None and key.endswith("_val"):
                         # white-box, against the model as it is after this epoch
                         row[f"{key}_adv_acc"] = accuracy(classifier, batches, adv_eval, seed=cfg.seed)
@@ -363,7 +361,8 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
             if best:  # the kept epoch's (or iteration's) weights are the run's model
                 model.load_state_dict(best["state"])
             if selector is not None:  # the kept checkpoint falls between epochs: its own test numbers
-                selected = selector.measure(eval_batches, len(train_batches))
+                selected = selector.measure(Classifier(model, knn_train, cfg.knn_k), eval_batches,
+                                            len(train_batches))
             results = _finish(cfg, out, model, history, described, device, started, dist.world, draw_curves,
                               best.get("epoch"), correct, selected)
             tracker.summary(_namespaced(results["metrics"], study_names))
@@ -396,6 +395,19 @@ def train_augmentation(cfg: RunConfig, device) -> nn.Module | None:
     if not parts:
         return None
     return (parts[0] if len(parts) == 1 else nn.Sequential(*parts)).to(device)
+
+
+def clean_scores(classifier: Classifier, eval_batches: dict) -> tuple[dict, dict]:
+    """Clean accuracy on every eval set ({"<set>_acc": %}) and the test sets' per-image records ({"<set>_test":
+    "1"/"0" per image}, for paired comparisons with other sections' runs): each epoch's row and the checkpoint
+    kept by select_every are scored alike."""
+    accs, records = {}, {}
+    for key, batches in eval_batches.items():
+        clean = evaluate(classifier, batches)
+        accs[f"{key}_acc"] = clean["acc"]
+        if key.endswith("_test"):
+            records[key] = bits(clean["correct"])
+    return accs, records
 
 
 class Selector:
@@ -445,15 +457,10 @@ class Selector:
             self.best.update(iteration=self.iteration, value=value,
                              state={k: v.detach().clone() for k, v in self.model.state_dict().items()})
 
-    def measure(self, eval_batches: dict, steps_per_epoch: int) -> dict:
-        """The kept model's (already loaded) accuracy on every eval set, its per-image test records, and how it
-        was chosen."""
-        classifier, metrics, correct = Classifier(self.model), {}, {}
-        for key, batches in eval_batches.items():
-            clean = evaluate(classifier, batches)
-            metrics[f"{key}_acc"] = clean["acc"]
-            if key.endswith("_test"):
-                correct[key] = bits(clean["correct"])
+    def measure(self, classifier: Classifier, eval_batches: dict, steps_per_epoch: int) -> dict:
+        """The kept model's (already loaded into the classifier's model) accuracy on every eval set, its per-image
+        test records, and how it was chosen."""
+        metrics, correct = clean_scores(classifier, eval_batches)
         it, draws = self.best["iteration"], self.cfg.select_draws if self.randconv is not None else 1
         how = f"{self.cfg.train_on} val accuracy" + (f" with RandConv on, the mean of {draws} draws" if draws > 1
                                                      else "")
