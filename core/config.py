@@ -49,6 +49,10 @@ class RunConfig:
     randconv_views: int = 3         # augmented views per image; cross-entropy on the first
     randconv_weight: float = 10.0   # weight of the consistency (KL to the views' mean) loss
     randconv_kernels: tuple[int, ...] = (1, 3, 5, 7)  # kernel size drawn uniformly per view
+    # Pro-RandConv (Choi et al. 2023, loaders/prorandconv.py) instead: one 3x3 deformable block repeated 1..repeats
+    # times; the batch and its augmented copy, cross-entropy on both (views, weight and kernels are then unused)
+    randconv_progressive: bool = False
+    randconv_repeats: int = 10
     # --- model ---
     arch: str = "resnet18"          # "digitnet": the DG digits benchmark's small ConvNet
     norm: str = "batch"             # "none" removes every BatchNorm
@@ -63,8 +67,8 @@ class RunConfig:
     lr: float = 1e-3
     momentum: float = 0.9           # SGD only
     lr_gamma: float = 0.99          # ExponentialLR, stepped once per epoch
-    # exponential (lr_gamma per epoch), piecewise (x0.1 at 50% and 75% of the epochs; Rice et al. 2020) or cyclic
-    # (per step, 0 -> lr at 40% of the epochs -> 0; Wong et al. 2020)
+    # exponential (lr_gamma per epoch), piecewise (x0.1 at 50% and 75% of the epochs; Rice et al. 2020), cyclic
+    # (per step, 0 -> lr at 40% of the epochs -> 0; Wong et al. 2020) or cosine (per epoch, lr -> 0 at the end)
     lr_schedule: str = "exponential"
     weight_decay: float = 0.0
     crop_flip: bool = False         # random crop with 4 px zero padding and horizontal flip (CIFAR-10 recipes)
@@ -136,8 +140,8 @@ class RunConfig:
         if self.circle_gamma <= 0 or not 0 <= self.circle_m < 1 or self.trades_beta < 0:
             raise UsageError("circle-gamma must be positive, circle-m in [0, 1) and trades-beta at least 0, got "
                              f"{self.circle_gamma}, {self.circle_m} and {self.trades_beta}")
-        if self.lr_schedule not in ("exponential", "piecewise", "cyclic"):
-            raise UsageError(f"lr-schedule must be exponential, piecewise or cyclic, got {self.lr_schedule!r}")
+        if self.lr_schedule not in ("exponential", "piecewise", "cyclic", "cosine"):
+            raise UsageError(f"lr-schedule must be exponential, piecewise, cyclic or cosine, got {self.lr_schedule!r}")
         if self.weight_decay < 0:
             raise UsageError(f"weight-decay must be at least 0, got {self.weight_decay}")
         if self.select_every < 0 or self.select_draws < 1:
@@ -172,6 +176,10 @@ class RunConfig:
             raise UsageError("randconv needs at least one view and odd kernel sizes of at least 1")
         if self.randconv and self.head != "fc":
             raise UsageError("randconv's consistency loss needs class logits: it goes with head 'fc' only")
+        if self.randconv_repeats < 1:
+            raise UsageError(f"randconv-repeats must be at least 1, got {self.randconv_repeats}")
+        if self.randconv_progressive and not self.randconv:
+            raise UsageError("randconv-progressive is a RandConv variant: it needs randconv on")
         if not 0 <= self.randconv_identity_prob < 1:
             raise UsageError(f"randconv-identity-prob must be in [0, 1), got {self.randconv_identity_prob}")
         if self.randconv and self.randconv_weight < 0:

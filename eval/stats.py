@@ -87,7 +87,7 @@ def difference_noise(a, b, n_a: int, n_b: int) -> float:
 @dataclass(frozen=True)
 class Verdict:
     """Whether a − b is beyond the noise. test: the rule that judged it ("binomial": difference_noise on both
-    test-set sizes; "seeds": seed_noise alone, the sizes unknown; "McNemar": the exact paired test on per-image
+    test-set sizes; "Welch t": Welch's t test on the seeds, the sizes unknown; "McNemar": the exact paired test on per-image
     records; "unknown": neither, one seed and no sizes); difference and noise in points; beyond None when the
     noise is unknown; p the paired test's two-sided p-value (None for the other rules)."""
     test: str
@@ -115,15 +115,13 @@ class Verdict:
 
 def verdict(a, b, n_a: int | None = None, n_b: int | None = None) -> Verdict:
     """Is the difference of two mean accuracies (stats triples) beyond the noise? With both test-set sizes, the
-    noise is difference_noise (so one seed is judged too); without them, seed_noise; with neither, unknown."""
+    noise is difference_noise (so one seed is judged too); without them, Welch's t test on the seeds (welch);
+    with one seed a side and no sizes, unknown."""
     difference = a[0] - b[0]
-    if n_a and n_b:
-        test, noise = "binomial", difference_noise(a, b, n_a, n_b)
-    else:
-        test, noise = "seeds", seed_noise(a, b)
-    if noise is None:
-        return Verdict("unknown", difference, None, None)
-    return Verdict(test, difference, noise, abs(difference) > noise)
+    if not (n_a and n_b):
+        return welch(a, b)
+    noise = difference_noise(a, b, n_a, n_b)
+    return Verdict("binomial", difference, noise, abs(difference) > noise)
 
 
 ALPHA = 0.05  # a paired test calls a difference beyond the noise when its two-sided p-value is below this
@@ -193,21 +191,29 @@ def paired_bootstrap(pairs: list[tuple[str, str]], reps: int = BOOTSTRAP_REPS, s
     return Verdict("paired bootstrap", observed, float(hi - lo) / 2, bool(lo > 0 or hi < 0), p)
 
 
-def welch_verdict(a: list[float], b: list[float]) -> Verdict:
-    """Two groups of per-seed accuracies (no per-image records): Welch's t test, its two-sided 95% quantile from the
-    t distribution with the Welch-Satterthwaite degrees of freedom (so the bar shrinks as seeds are added).
-    noise: the half-width of the difference's 95% interval. Unknown with fewer than two seeds on a side."""
-    a = [v for v in a if math.isfinite(v)]
-    b = [v for v in b if math.isfinite(v)]
-    difference = (sum(a) / len(a) - sum(b) / len(b)) if a and b else float("nan")
-    if len(a) < 2 or len(b) < 2:
+def welch(a, b) -> Verdict:
+    """Two stats triples (mean, sample std, seeds) without test-set sizes or per-image records: Welch's t test,
+    its two-sided 95% quantile from the t distribution with the Welch-Satterthwaite degrees of freedom (so the bar
+    shrinks as seeds are added). noise: the half-width of the difference's 95% interval. Unknown with fewer than
+    two seeds on a side."""
+    difference = a[0] - b[0]
+    if a[2] < 2 or b[2] < 2:
         return Verdict("unknown", difference, None, None)
     from scipy.stats import t as student
 
-    va, vb = stats(a)[1] ** 2 / len(a), stats(b)[1] ** 2 / len(b)
+    va, vb = a[1] ** 2 / a[2], b[1] ** 2 / b[2]
     if va + vb == 0:
         return Verdict("Welch t", difference, 0.0, difference != 0, 0.0 if difference else 1.0)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    df = (va + vb) ** 2 / (va ** 2 / (a[2] - 1) + vb ** 2 / (b[2] - 1))
     se = math.sqrt(va + vb)
     p = 2 * student.sf(abs(difference) / se, df)
-    return Verdict("Welch t", difference, student.ppf(1 - ALPHA / 2, df) * se, p < ALPHA, float(p))
+    return Verdict("Welch t", difference, float(student.ppf(1 - ALPHA / 2, df) * se), bool(p < ALPHA), float(p))
+
+
+def welch_verdict(a: list[float], b: list[float]) -> Verdict:
+    """welch on two groups of per-seed accuracies (non-finite values dropped)."""
+    a = [v for v in a if math.isfinite(v)]
+    b = [v for v in b if math.isfinite(v)]
+    if not a or not b:
+        return Verdict("unknown", float("nan"), None, None)
+    return welch(stats(a), stats(b))

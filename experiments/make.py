@@ -140,6 +140,11 @@ def help_lines() -> str:
         for name, sec in SECTIONS.items():
             if sec.question == q:
                 out.append(f"  {name:<26} {sec.title}")
+    out.append("profiles (PROFILE=; what each cuts from the sections' own settings, per question):")
+    for p in PROFILES.values():
+        out.append(f"  {p.name:<26} {p.description}")
+        for key, scale in p.scale.items():
+            out.append(f"  {'':<28}{key}: " + ", ".join(f"{k}={v}" for k, v in scale.items()))
     return "\n".join(out)
 
 

@@ -41,6 +41,8 @@ class RandConv:
     authors' exp_mnist10k.sh: each view is, with probability 0.5, the batch itself, else its random convolution
     alone), as the authors' RandConvModule decides it once per view of a batch."""
 
+    ce_all = False  # cross-entropy on the first view only; the consistency loss ties the others to it
+
     def __init__(self, kernels: Sequence[int] = (1, 3, 5, 7), views: int = 3, weight: float = 10.0,
                  mean=None, std=None, mix: bool = True, identity_prob: float = 0.0):
         self.kernels, self.views, self.weight = tuple(kernels), views, weight
@@ -56,6 +58,9 @@ class RandConv:
             return None
         mean = cfg.input_mean if cfg.input_mean is not None else (0.5, 0.5, 0.5)
         std = cfg.input_std if cfg.input_std is not None else (0.5, 0.5, 0.5)
+        if getattr(cfg, "randconv_progressive", False):
+            from loaders.prorandconv import ProRandConv
+            return ProRandConv(cfg.randconv_repeats, mean=mean, std=std)
         return cls(cfg.randconv_kernels, cfg.randconv_views, cfg.randconv_weight, mean, std,
                    mix=getattr(cfg, "randconv_mix", True), identity_prob=getattr(cfg, "randconv_identity_prob", 0.0))
 

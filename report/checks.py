@@ -8,7 +8,7 @@ comparison (eval.audit.transfer_verdict).
 from __future__ import annotations
 
 from eval.audit import FGSM, OUTCOMES, PGD10, audit_checks, compare, robust, sweep_checks, test_n, transfer_verdict
-from eval.stats import BOOTSTRAP_REPS, NOISE_SIGMAS, paired_bootstrap, reaches, stats, verdict
+from eval.stats import ALPHA, BOOTSTRAP_REPS, paired_bootstrap, reaches, stats, verdict
 from report.load import key
 from report.tables import Measured, datasets
 
@@ -34,7 +34,7 @@ def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
     """Section `name` against `base_name`, per (label, ours stats, base stats, n ours, n base[, paired verdict]):
     judged by the paired bootstrap on per-image records when given, else by verdict (with both test-set sizes,
     against the larger of the seed spread and the binomial interval, so one seed is judged too; without them,
-    against NOISE_SIGMAS pooled seed std; with one seed the noise is unknown)."""
+    by Welch's t test on the seeds; with one seed the noise is unknown)."""
     flags, beyond = [], []
     for label, ours, base, n_a, n_b, *paired in pairs:
         if not ours or not base:
@@ -51,13 +51,14 @@ def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
                    f"95% binomial interval of {n_a:,} and {n_b:,} test images")
             flags.append(f"{head}, " + (f"**beyond noise** ({why})." if v.beyond else f"within noise ({why})."))
         elif v.beyond:
-            beyond.append(f"{label} {v.difference:+.2f}")
+            beyond.append(f"{label} {v.difference:+.2f} (p = {v.p:.2g})")
         elif v.beyond is False:
-            flags.append(f"{head}, **within seed noise** (under {NOISE_SIGMAS:g} pooled std).")
+            flags.append(f"{head}, **within seed noise** (Welch's t test over {ours[2]} and {base[2]} seeds: 95% "
+                         f"interval ±{v.noise:.2f}, p = {v.p:.2g}).")
         else:
             flags.append(f"{head}; seed noise unknown with one seed (run `{rerun}`).")
     if beyond:
-        flags.append(f"{name} vs {base_name}, beyond seed noise (over {NOISE_SIGMAS:g} pooled std): "
+        flags.append(f"{name} vs {base_name}, beyond seed noise (Welch's t test, p < {ALPHA:g}): "
                      + ", ".join(beyond) + " points.")
     return flags
 

@@ -279,16 +279,18 @@ def test_make_dg_smoke_runs_every_present_target_and_names_the_missing_ones(tmp_
     done = make(*args, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     base = tmp_path / "results" / "smoke"
-    dg = ("dg-erm-digitnet", "dg-randconv-digitnet", "dg-randconv-img-digitnet", "dg-erm-resnet18", "dg-randconv-resnet18")
+    dg = ("dg-erm-digitnet", "dg-randconv-digitnet", "dg-randconv-img-digitnet", "dg-prorandconv-digitnet",
+          "dg-erm-resnet18", "dg-randconv-resnet18")
     for preset in dg:
         r = json.loads((base / preset / "metrics.json").read_text())
         tested = {k for k in r["metrics"] if k.endswith("_test_acc")}
         assert tested == {f"{d}_test_acc" for d in ("mnist", "usps", "svhn", "mnistm")}
         assert "synth_test_32x32.mat" in r["datasets"]["syn_test"]["skipped"]
-        # the ConvNet rows keep the authors' checkpoint (best MNIST val accuracy every 250 iterations; at smoke's
-        # 10 iterations the one check after the last), the ResNet18 rows their last epoch
+        # the RandConv ConvNet rows keep the authors' checkpoint (best MNIST val accuracy every 250 iterations; at
+        # smoke's 10 iterations the one check after the last), the ResNet18 and Pro-RandConv rows their last epoch
+        selects = "digitnet" in preset and "prorandconv" not in preset
         assert (r.get("selection", {}).get("every"), r["selected_by"] == "last epoch") == \
-            ((250, False) if "digitnet" in preset else (None, True)), preset
+            ((250, False) if selects else (None, True)), preset
         assert set(r["correct"]) == {f"{d}_test" for d in ("mnist", "usps", "svhn", "mnistm")}
     assert "targets skipped for missing data: syn" in done.stdout
     # one line per run folder, never for its stamps (the commands Make echoes read the stamps: --config STAMP)

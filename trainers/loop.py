@@ -76,7 +76,7 @@ def freeze(model: nn.Module, trainable: tuple[str, ...]) -> list[nn.Module]:
 
 def build_optimizer(cfg: RunConfig, model: nn.Module, steps_per_epoch: int = 1):
     """(optimizer, scheduler). The scheduler's `per_step` says whether it steps after every optimizer step
-    (cyclic) or once per epoch (exponential, piecewise)."""
+    (cyclic) or once per epoch (exponential, piecewise, cosine)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -85,6 +85,8 @@ def build_optimizer(cfg: RunConfig, model: nn.Module, steps_per_epoch: int = 1):
     if cfg.lr_schedule == "piecewise":  # Rice et al. 2020 (and Madry's recipe): x0.1 at 50% and 75% of the epochs
         milestones = sorted({max(1, math.ceil(cfg.epochs * f)) for f in (0.5, 0.75)})
         scheduler = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
+    elif cfg.lr_schedule == "cosine":  # once per epoch, lr -> 0 over the run (Pro-RandConv's digits protocol)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
     elif cfg.lr_schedule == "cyclic":  # Wong et al. 2020: per step, linear 0 -> lr at 2/5 of training -> 0
         total, peak = cfg.epochs * steps_per_epoch, 0.4 * cfg.epochs * steps_per_epoch
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -125,6 +127,17 @@ def graceful_interrupts():
 
 # ---------------------------------------------------------------- the loop
 
+def view_logits(model, plain, views: torch.Tensor, n: int) -> torch.Tensor:
+    """The logits of n stacked views, one forward pass per view, as the RandConv authors' trainer makes them, so
+    that BatchNorm normalises each view over its own batch, not over all views at once (without BatchNorm the
+    same numbers). Under DDP only the last pass goes through the wrapper, since a DDP forward prepares its one
+    backward; the earlier passes call the module itself, and that backward reduces their gradients too (each
+    parameter's gradient hook fires once, after autograd has summed every pass's contribution)."""
+    ddp = isinstance(getattr(model, "_orig_mod", model), torch.nn.parallel.DistributedDataParallel)
+    chunks = views.chunk(n)
+    return torch.cat([(plain if ddp and i < n - 1 else model)(v) for i, v in enumerate(chunks)])
+
+
 def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: int, seed: int, stop,
                 progress: bool, adv=None, adv_prob: float = 0.0, dist=None, randconv=None, trades=None,
                 scheduler=None, adv_train_mode: bool = False, on_step=None) -> dict:
@@ -162,11 +175,14 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
                     # the start's noise is drawn where the images are (no CPU draw and copy per step on a GPU)
                     g = torch.Generator(device=x.device).manual_seed(_stream(seed, epoch, step))
                     loss, out = trades_step(plain, model, x, y, loss_fn, trades, g)
-                elif randconv is not None:  # every view through its own random conv; CE on the first view
+                elif randconv is not None:  # every view through its own random conv; CE on the first view (all
+                    # views for Pro-RandConv: the batch and its augmented copy), the views' consistency loss on top
                     g = torch.Generator().manual_seed(_stream(seed, epoch, step))
-                    logits = model(randconv(x, g))
+                    logits = view_logits(model, plain, randconv(x, g), randconv.views)
                     out = logits[:len(y)]
-                    loss = loss_fn(out, y) + randconv.weight * consistency_loss(logits, randconv.views)
+                    loss = loss_fn(logits, y.repeat(randconv.views)) if randconv.ce_all else loss_fn(out, y)
+                    if randconv.weight:
+                        loss = loss + randconv.weight * consistency_loss(logits, randconv.views)
                 else:
                     out = model(x)
                     loss = loss_fn(out, y)
@@ -499,6 +515,7 @@ def _finish(cfg, out: Path, model, history, described, device, started, world: i
         "metrics": metrics, "history": history,
         "correct": (correct or {}).get(chosen or len(history), {}),  # per test image of the kept epoch, "1" right
         "val_attack": attack.describe() if attack else None,
+        **({"augmentation": RandConv.from_config(cfg).describe()} if cfg.randconv else {}),  # RandConv's settings
         "selected_epoch": chosen or len(history),  # the epoch whose model this run keeps (model.pt)
         "selected_by": (selected["by"] if selected else f"best {cfg.train_on} val robust accuracy ({attack.label})"
                         if chosen else "last epoch"),

@@ -103,8 +103,10 @@ def test_verdict_names_its_test_and_says_beyond_only_past_the_noise():
     assert close.beyond is False and not close.above and not close.below
     below = verdict((40.0, 1.0, 3), (50.0, 1.0, 3), 1000, 1000)
     assert below.below and not below.above
-    seeds = verdict((60.0, 1.0, 3), (50.0, 1.0, 3))  # no test-set sizes: seed noise alone
-    assert seeds.test == "seeds" and seeds.noise == pytest.approx(NOISE_SIGMAS) and seeds.beyond
+    seeds = verdict((60.0, 1.0, 3), (50.0, 1.0, 3))  # no test-set sizes: Welch's t test on the seeds
+    ref = sp.ttest_ind_from_stats(60.0, 1.0, 3, 50.0, 1.0, 3, equal_var=False)
+    assert seeds.test == "Welch t" and seeds.p == pytest.approx(ref.pvalue, rel=1e-6) and seeds.beyond
+    assert seeds.noise == pytest.approx(sp.t.ppf(0.975, 4) * (2 / 3) ** 0.5, rel=1e-6)  # df 4 for 3 + 3 equal seeds
     assert verdict((60.0, 1.0, 3), (59.0, 1.0, 3)).beyond is False
     unknown = verdict((60.0, float("nan"), 1), (50.0, 1.0, 3))  # one seed and no sizes: the noise is unknown
     assert unknown.test == "unknown" and unknown.beyond is None and unknown.noise is None and not unknown.above

@@ -105,6 +105,33 @@ def test_randconv_runs_once_per_training_step(tmp_path, monkeypatch):
     assert calls == []
 
 
+def test_randconv_views_make_one_forward_pass_each(tmp_path):
+    """The ResNet18 sees each view in its own pass (BatchNorm statistics per view), as the authors' trainer does."""
+    from torch.nn.modules.module import register_module_forward_pre_hook
+
+    from models.resnet import ResNet18
+
+    sizes = []
+    handle = register_module_forward_pre_hook(
+        lambda m, args: sizes.append(len(args[0])) if isinstance(m, ResNet18) and m.training else None)
+    try:
+        run(tiny("q1-randconv", epochs=1), tmp_path / "rc", wandb=False)
+    finally:
+        handle.remove()
+    assert sizes == [32] * 9  # 3 steps x 3 views of 32, never one pass of 96
+
+
+def test_view_logits_normalise_each_view_over_its_own_batch():
+    from trainers.loop import view_logits
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten()).train()
+    views = torch.cat([torch.randn(5, 3, 6, 6), 3 + 2 * torch.randn(5, 3, 6, 6)])
+    expected = torch.cat([model(v) for v in views.chunk(2)])
+    assert torch.allclose(view_logits(model, model, views, 2), expected, atol=1e-6)
+    assert not torch.allclose(model(views), expected, atol=1e-3)  # one joint pass would normalise across views
+
+
 def test_same_seed_same_numbers(tmp_path):
     a = run(tiny(epochs=1), tmp_path / "a", wandb=False)
     b = run(tiny(epochs=1), tmp_path / "b", wandb=False)
