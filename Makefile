@@ -61,7 +61,10 @@ WANDB_FLAG = $(if $(filter 0,$(WANDB)),--no-wandb,--wandb)
 RESUME = $(if $(wildcard $(@D)/checkpoint.pt),--resume)
 # With GPUS: the first free GPU slot sets CUDA_VISIBLE_DEVICES for the command (and holds it until it ends).
 GPU_SLOT = $(if $(GPUS),$(PYTHON) -m trainers.gpu_slot --gpus "$(GPUS)" --per-gpu $(JOBS_PER_GPU) --locks $(RESULTS)/.gpus --)
-RUN = $(GPU_SLOT) $(LAUNCH) $(PYTHON)
+# under `make demo` every command starts as a fork of one warm process (runs/zygote.py); the same commands
+TRUSTLAB_ZYGOTE ?=
+PY = $(PYTHON)$(if $(TRUSTLAB_ZYGOTE), runs/zygote.py --)
+RUN = $(GPU_SLOT) $(LAUNCH) $(PY)
 
 # The sections' rules come from experiments/ (one entry per section): experiments/make.py writes them,
 # and a stamp per results file holding its resolved config, as Make starts. A results file depends on
@@ -82,7 +85,7 @@ SECTIONS_q2 :=
 SECTIONS_dg :=
 endif
 
-.PHONY: help venv test demo q1 q2 dg all report wandb-report wandb-sync bench bench-gpu gpu-check plan clean-results
+.PHONY: help venv test demo demo-report q1 q2 dg all report wandb-report wandb-sync bench bench-gpu gpu-check plan clean-results
 
 help: ## List the targets and variables
 	@echo "trustlab — make TARGET [PROFILE=paper|quick|smoke|demo] [DATA_ROOT=data] [SEED=0 | SEEDS=\"0 1 2\"] [PRETRAINED=0|1]"
@@ -118,11 +121,15 @@ test: | $(VENV_STAMP) ## Lint (ruff) and run the test suite on both cores
 # Q2 first: its chains (train, then evaluations) are longer, and Q1's short runs fill the gaps at the end.
 DEMO_JOBS ?= 2
 demo: | $(VENV_STAMP) ## The study at demo scale on embedded digits, no downloads (a few minutes on CPU)
-	$(if $(filter 1,$(DEMO_JOBS)),,OMP_NUM_THREADS=1) $(MAKE) -j$(DEMO_JOBS) --output-sync=target \
-		q2 q1 PROFILE=demo PRETRAINED=0 DOWNLOAD=0 WANDB=$(if $(filter command line,$(origin WANDB)),$(WANDB),1) \
+	$(if $(filter 1,$(DEMO_JOBS)),,OMP_NUM_THREADS=1) $(PYTHON) runs/zygote.py serve -- $(MAKE) -j$(DEMO_JOBS) \
+		--output-sync=target demo-report PROFILE=demo PRETRAINED=0 DOWNLOAD=0 \
+		WANDB=$(if $(filter command line,$(origin WANDB)),$(WANDB),1) \
 		CHANNELS_LAST=$(if $(filter command line,$(origin CHANNELS_LAST)),$(CHANNELS_LAST),1)
-	$(MAKE) report PROFILE=demo
 	@echo "demo report: $(RESULTS)/demo/REPORT.md"
+
+# inside the demo's fork server: every section, then the report (Q2's longer chains first)
+demo-report: q2 q1 dg
+	$(MAKE) report PROFILE=$(PROFILE)
 
 all: q1 q2 dg ## Every section of the study, and the DG digits benchmark beyond it
 
@@ -148,7 +155,7 @@ plan: ## Before a long run: per run folder, images x epochs, estimated time (fro
 		--audit-points '$(AUDIT_POINTS)' $(TARGETS)
 
 report: | $(VENV_STAMP) ## REPORT.md for PROFILE from whatever results exist (study vs ours, mean ± std)
-	$(PYTHON) cli.py report --profile $(PROFILE) --results $(RESULTS) $(if $(filter 1,$(WANDB)),--wandb)
+	$(PY) cli.py report --profile $(PROFILE) --results $(RESULTS) $(if $(filter 1,$(WANDB)),--wandb)
 
 wandb-report: | $(VENV_STAMP) ## REPORT.md plus a W&B Report for PROFILE (wandb-workspaces): its spec as wandb-report.json; PUBLISH=1 publishes it (needs wandb login)
 	$(PYTHON) cli.py report --profile $(PROFILE) --results $(RESULTS) --wandb-report $(if $(filter 1,$(PUBLISH)),--publish)

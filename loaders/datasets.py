@@ -18,7 +18,9 @@ colours, a labelled stand-in for an unseen domain (used by the demo profile).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import importlib.util
 import os
 import pickle
 import sys
@@ -329,6 +331,20 @@ def _digits(split: str, inverted: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return (images * 255).round().to(torch.uint8).contiguous(), torch.from_numpy(y[idx]).long()
 
 
+def _embedded(name: str, split: str, cache_dir) -> ImageSet:
+    """scikit-learn's digits, through the dataset cache keyed on scikit-learn's own file: importing scikit-learn
+    takes 1.5-3 s per process here, as long as a demo section trains, and the demo starts about 40 processes."""
+    def decode():
+        return _digits(split, inverted=name == "digits-inverted")
+
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    source = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if cache_dir is None or source is None or not source.is_file():
+        return ImageSet(*decode(), name, split, "sklearn.datasets.load_digits")
+    return dataclasses.replace(_cached(Path(cache_dir), name, split, [source], decode),
+                               source="sklearn.datasets.load_digits")
+
+
 # ---------------------------------------------------------------- the public entry point
 
 def _cache_key(name: str, split: str, sources: list[Path]) -> str:
@@ -397,8 +413,7 @@ def load_split(name: str, split: str, root: str | os.PathLike = "data", *, downl
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if name in EMBEDDED:
-        images, labels = _digits(split, inverted=name == "digits-inverted")
-        return ImageSet(images, labels, name, split, "sklearn.datasets.load_digits")
+        return _embedded(name, split, cache_dir)
     root = Path(root)
     if not root.is_dir() and not download:
         raise DataRootMissing(f"data root {root} does not exist (looked for {name} {split} there; "

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.io
@@ -139,6 +141,25 @@ def test_cifar_pickles_refuse_code(tmp_path):
         (base / name).write_bytes(pickle.dumps({"data": Evil(), "labels": []}))
     with pytest.raises(RunFailure, match="not a CIFAR-10 batch"):
         load_split("cifar10", "train", tmp_path)
+
+
+def test_digits_come_from_the_cache_without_importing_scikit_learn(tmp_path):
+    """The demo's processes read the embedded digits from the dataset cache: the same tensors, no sklearn import."""
+    import subprocess
+    import sys
+
+    from loaders.datasets import _digits
+
+    first = load_split("digits-inverted", "test", cache_dir=tmp_path)
+    expected = _digits("test", inverted=True)
+    assert torch.equal(first.images, expected[0]) and torch.equal(first.labels, expected[1])
+    assert first.source == "sklearn.datasets.load_digits" and len(list(tmp_path.glob("digits-inverted-test-*.pt"))) == 1
+    probe = ("import sys, torch; from loaders.datasets import load_split; "
+             f"s = load_split('digits-inverted', 'test', cache_dir={str(tmp_path)!r}); "
+             "print(int('sklearn' in sys.modules), len(s), int(s.images.sum()))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert out == ["0", str(len(first)), str(int(first.images.sum()))]
 
 
 def test_digits_is_real_and_split_fixed():
