@@ -10,7 +10,8 @@ Rows (each names its device, batch size and repeats):
      with the largest pixel difference between the adversarial images;
   4. kNN (k=3): ours (chunked torch) vs scikit-learn brute force, with prediction agreement;
   5. UMAP: a cold run (fresh numba cache) and a warm one, and fit time against the number of points;
-  6. scaling: epoch time at 1k, 4k and 16k images, with the fitted slope and R^2.
+  6. scaling: epoch time at 1k, 4k and 16k images, with the fitted slope and R^2;
+  7. command start: a command importing what the demo's commands import, fresh vs forked from runs/zygote.py.
 Writes results/bench/<hostname>.json (atomically) and prints a table.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ from models.resnet import ResNet18
 
 GOALS = {"train_aug_vs_study": (">=", 1.5), "train_aug_compiled_vs_study": (">=", 1.5), "train_vs_bare": (">=", 0.9),
          "fgsm_vs_limit": ("<=", 1.1), "pgd_vs_limit": ("<=", 1.1), "knn_vs_sklearn": ("<=", 1.0),
-         "autoattack_vs_direct": ("<=", 1.1)}
+         "autoattack_vs_direct": ("<=", 1.1), "start_forked_vs_fresh": ("<=", 0.25)}
 
 
 def sync(device):
@@ -320,6 +321,40 @@ def bench_scaling(device, sizes: list[int], batch: int) -> list[dict]:
                  intercept_s=intercept, r2=r2, note="epoch time vs training images; linear if r2 is near 1")]
 
 
+# ---------------------------------------------------------------- 7: command start (make demo's fork server)
+
+START_PROBE = "import torchvision, wandb, trainers.loop, eval.attack_run, report.figures\n"
+START_TIMER = """
+import statistics, subprocess, sys, time
+times = []
+for i in range({n} + 1):
+    time.sleep(0 if i == 0 else {pause})  # in the demo each command runs a while: the server preloads meanwhile
+    t = time.perf_counter()
+    subprocess.run(sys.argv[1:], check=True)
+    times.append(time.perf_counter() - t)
+print(statistics.median(times[1:]))  # after one warm-up call
+"""
+
+
+def bench_start(repeats: int) -> list[dict]:
+    """A command that imports what a demo command imports (torch, torchvision, W&B, the loop, the attacks, the
+    figures) and exits: started as a fresh `python` vs forked from runs/zygote.py's warm server (the median of
+    repeats runs after one warm-up call, 5 s apart, as the demo's commands are)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        probe, timer = Path(tmp) / "probe.py", Path(tmp) / "timer.py"
+        probe.write_text(START_PROBE)
+        timer.write_text(START_TIMER.format(n=repeats, pause=5))
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        plain = subprocess.run([sys.executable, str(timer), sys.executable, str(probe)], cwd=ROOT, env=env,
+                               capture_output=True, text=True, check=True)
+        served = subprocess.run([sys.executable, str(ROOT / "runs" / "zygote.py"), "serve", "--", sys.executable,
+                                 str(timer), sys.executable, str(ROOT / "runs" / "zygote.py"), "--", str(probe)],
+                                cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    t_plain, t_served = (float(p.stdout.strip().splitlines()[-1]) for p in (plain, served))
+    return [dict(row="start_forked_vs_fresh", batch="1 command", ours_s=t_served, reference_s=t_plain,
+                 ratio=t_served / t_plain, note="make demo's commands fork from a warm process (runs/zygote.py)")]
+
+
 # ---------------------------------------------------------------- main
 
 def verdict(row: dict) -> str:
@@ -368,7 +403,8 @@ def main() -> None:
                      ("attacks", lambda: bench_attacks(device, args.repeats, args.autoattack_run)),
                      ("knn", lambda: bench_knn(device, args.repeats, 2000 if q else 10_000, 500 if q else 2500)),
                      ("umap", lambda: bench_umap([300] if q else [500, 1000, 2000])),
-                     ("scaling", lambda: bench_scaling(device, [256, 512, 1024] if q else [1000, 4000, 16000], 128))):
+                     ("scaling", lambda: bench_scaling(device, [256, 512, 1024] if q else [1000, 4000, 16000], 128)),
+                     ("start", lambda: bench_start(args.repeats))):
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         rows += fn()
     for r in rows:
