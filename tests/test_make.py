@@ -13,8 +13,12 @@ Q1 = ["q1-baseline", "q1-no-bn", "q1-label-smoothing", "q1-augmentation", "q1-pr
       "q1-reverse-unsupervised", "q1-reverse-supervised", "q1-randconv", "q1-reverse-randconv"]
 
 
-def make(*args, check=True, env=None):
-    return subprocess.run(["make", "--no-print-directory", f"PYTHON={sys.executable}", *args], cwd=ROOT,
+def make(*args, check=True, env=None, served=False):
+    """make ARGS; served: inside `make demo`'s fork server (runs/zygote.py), so each command forks from one warm
+    process instead of importing torch anew (the same commands: tests/runs/test_zygote.py compares the numbers,
+    and the q1 pipeline below checks its served run against a plain -j2 one)."""
+    server = [sys.executable, str(ROOT / "runs" / "zygote.py"), "serve", "--"] if served else []
+    return subprocess.run([*server, "make", "--no-print-directory", f"PYTHON={sys.executable}", *args], cwd=ROOT,
                           capture_output=True, text=True, check=check, env=env)
 
 
@@ -29,8 +33,9 @@ def test_make_q1_smoke_end_to_end(tmp_path, data_root, weights_file):
     args = ["q1", "PROFILE=smoke", f"DATA_ROOT={data_root}", f"CACHE_DIR={tmp_path / 'cache'}",
             f"RESULTS={tmp_path / 'results'}", f"WEIGHTS={weights_file}", "WANDB=0", "DOWNLOAD=0",
             "CHANNELS_LAST=1"]
-    done = make(*args, check=False)
+    done = make(*args, check=False, served=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "runs/zygote.py -- cli.py train" in done.stdout  # forked from the server; the -j2 run below is plain
     results = {p: json.loads((tmp_path / "results" / "smoke" / p / "metrics.json").read_text()) for p in Q1}
     for preset, r in results.items():
         assert r["preset"] == preset and r["profile"] == "smoke"
@@ -47,8 +52,8 @@ def test_make_q1_smoke_end_to_end(tmp_path, data_root, weights_file):
     assert sup["datasets"]["train"]["size"] == 100 and sup["config"]["trainable"] == ["fc"]
     # Finished sections are files: nothing is rerun.
     assert make("-q", *args, check=False).returncode == 0
-    # make -j2 gives the same results as make -j1 (the shared tensor cache is built concurrently); one
-    # independent section beside the dependent pair keeps this quick
+    # make -j2 with plain processes gives the same results as the served make -j1 (the shared tensor cache is
+    # built concurrently); one independent section beside the dependent pair keeps this quick
     sections = ["q1-baseline", "q1-reverse-supervised"]
     parallel = [a.replace(str(tmp_path / "results"), str(tmp_path / "par")).replace(str(tmp_path / "cache"),
                                                                                     str(tmp_path / "cache2"))
@@ -89,8 +94,9 @@ def test_make_q2_smoke_end_to_end(tmp_path, data_root):
             f"RESULTS={tmp_path / 'results'}", "PRETRAINED=0", "WANDB=0", "DOWNLOAD=0",
             "PRECISION=fp32", "CHANNELS_LAST=1"]  # bf16 on this CPU is 7-50x slower: tests/test_cli.py runs
     # every evaluation command under CPU bf16 autocast on a handful of images instead
-    done = make(*args, check=False)
+    done = make(*args, check=False, served=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "runs/zygote.py -- cli.py attack" in done.stdout
     base = tmp_path / "results" / "smoke"
     for name in ("metrics.json", "robustness.json"):
         prov = json.loads((base / "q2-circle" / name).read_text())["provenance"]
