@@ -1,6 +1,7 @@
 """torch.distributed for `torchrun --nproc_per_node=N cli.py train ...`: nccl on GPUs, gloo on CPUs.
 
-Each rank trains on a disjoint shard of every epoch; metrics are all-reduced; only rank 0 writes
+Each rank trains on a disjoint shard of every epoch and evaluates a disjoint shard of every eval set (the
+per-image results gathered back in the set's order: gather_shards); metrics are all-reduced; only rank 0 writes
 results, checkpoints and W&B. Outside torchrun everything here is a no-op. Under torchrun with one process the
 process group is still initialised (nccl on a GPU), so `make gpu-check`'s one-process nccl step tests the
 backend, and then nothing else changes.
@@ -37,6 +38,32 @@ class Dist:
     def barrier(self) -> None:
         if self.enabled:
             td.barrier()
+
+
+def gather_shards(part: torch.Tensor, n: int, world: int) -> torch.Tensor:
+    """The per-sample values of a whole set from each rank's shard (rank r holds samples r, r + world, ...; the
+    way Batches shards), in the set's order, on every rank. Shards are padded to one length for all_gather."""
+    if world <= 1:
+        return part
+    size = -(-n // world)
+    padded = torch.zeros(size, dtype=torch.uint8 if part.dtype == torch.bool else part.dtype, device=part.device)
+    padded[:len(part)] = part
+    pieces = [torch.empty_like(padded) for _ in range(world)]
+    td.all_gather(pieces, padded)
+    whole = torch.empty(n, dtype=padded.dtype, device=part.device)
+    for r, piece in enumerate(pieces):
+        whole[r::world] = piece[:len(range(r, n, world))]
+    return whole.bool() if part.dtype == torch.bool else whole
+
+
+def sum_over_ranks(*numbers: int) -> tuple[int, ...]:
+    """Integers summed over the ranks (counts of a sharded evaluation); themselves outside a process group."""
+    if not td.is_initialized() or td.get_world_size() <= 1:
+        return numbers
+    device = torch.device("cuda", torch.cuda.current_device()) if td.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor(numbers, dtype=torch.int64, device=device)
+    td.all_reduce(t, op=td.ReduceOp.SUM)
+    return tuple(int(v) for v in t.tolist())
 
 
 def rank() -> int:

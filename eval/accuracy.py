@@ -48,7 +48,10 @@ def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int =
         if i == 0 and keep:
             pick = _spread(y.tolist(), keep)
             kept = {"images": x[pick].cpu(), "labels": y[pick].cpu(), "preds": pred[pick].cpu()}
-    correct = torch.cat(right).cpu() if right else torch.zeros(0, dtype=torch.bool)
+    correct = torch.cat(right) if right else torch.zeros(0, dtype=torch.bool)
+    if getattr(batches, "world", 1) > 1:  # under DDP: every rank's shard, back in the set's order
+        correct = batches.whole(correct)
+    correct = correct.cpu()
     shape = list(x.shape[-2:]) if right else None  # the pixels the images (and any attack's eps ball) live in
     n = max(len(correct), 1)
     out = {"acc": 100.0 * correct.sum().item() / n, "n": len(correct), "correct": correct, "pixels": shape,

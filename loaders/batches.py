@@ -44,6 +44,15 @@ class Batches:
         n = len(range(self.rank, len(self.labels), self.world)) if n is None else n
         return self.drop_single and n > 1 and n % self.batch_size == 1
 
+    def whole(self, per_sample: torch.Tensor) -> torch.Tensor:
+        """Per-sample values of this rank's shard (in epoch order, unshuffled) -> the whole set's, on every rank
+        (under DDP an eval set is split over the ranks; outside it the values themselves)."""
+        if self.world == 1:
+            return per_sample
+        from core.dist import gather_shards
+
+        return gather_shards(per_sample, len(self.labels), self.world)
+
     def order(self, seed: int) -> torch.Tensor:
         """This epoch's sample order: a function of the seed alone, so a resumed run repeats it."""
         n = len(self.labels)

@@ -33,6 +33,9 @@ def test_torchrun_two_ranks_gloo(tmp_path):
     # the section's batch of 16 split over the ranks: the same optimizer steps as one process
     assert (ddp["provenance"]["batch_per_rank"], ddp["provenance"]["batchnorm"]) == \
         (8, "per rank (gloo: SyncBatchNorm needs GPUs)")
+    # each rank scored half of the test set; the gathered per-image records cover all 200 images, in order
+    bits = ddp["correct"]["digits_test"]
+    assert len(bits) == 200 and 100 * bits.count("1") / 200 == pytest.approx(ddp["metrics"]["digits_test_acc"])
     # close to a single process with the same settings
     single = subprocess.run([sys.executable, str(ROOT / "cli.py"), *ARGS, "--out", str(tmp_path / "one")],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -28,6 +28,7 @@ from core.amp import memory_format, resolved
 from core.config import RunConfig
 from core.dist import rank as dist_rank
 from core.dist import setup as setup_dist
+from core.dist import sum_over_ranks
 from core.dist import teardown as teardown_dist
 from core.errors import RunFailure, UsageError
 from core.io import clean_partial, ensure_dir, exclusive, mtime_ns, to_jsonable
@@ -326,8 +327,10 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
         train_model = torch.compile(train_model, backend=os.environ.get("TRUSTLAB_COMPILE_BACKEND", "inductor"))
     described["train"]["last_batch"] = ("a final batch of one image is dropped each epoch"
                                         if train_batches.drops_last() else "kept whole")
-    eval_batches = {k: Batches(v, cfg.eval_batch_size, device, image_size=cfg.image_size, **computing)
-                    for k, v in eval_sets.items()}
+    # under DDP each rank scores a shard of every eval set and the per-image results are gathered back in order
+    # (eval/accuracy.evaluate): the same numbers as one process, world times less work per rank
+    eval_batches = {k: Batches(v, cfg.eval_batch_size, device, image_size=cfg.image_size,
+                               shard=(dist.rank, dist.world), **computing) for k, v in eval_sets.items()}
     # Embedding models are scored by kNN on the train embeddings (plain images, no augmentation).
     knn_train = Batches(train_set, cfg.eval_batch_size, device, image_size=cfg.image_size,
                         **computing) if cfg.head == "none" else None
@@ -460,6 +463,8 @@ class Selector:
                             x = self.randconv(x, g)[:len(x)] if self.randconv is not None else x
                             right += int((self.model(x).argmax(1) == y).sum())
                         seen += len(y)
+                    if self.val.world > 1:  # under DDP each rank holds a shard of the val split
+                        right, seen = sum_over_ranks(right, seen)
                     draws.append(100.0 * right / seen)
         finally:
             for m, mode in modes.items():
