@@ -100,6 +100,9 @@ def _run_worker(request: dict, fds: list[int]) -> None:
     # the exit handlers registered at import time belong to the server (W&B's media folder, made once at import
     # and shared by every worker, is removed by one of them): a worker runs only the ones its command registers
     atexit._clear()
+    # its own process group: a Ctrl-C at the terminal reaches the client (in Make's group), which passes it on
+    # once; in the server's group the command would get it twice, and a second SIGINT means "stop at once"
+    os.setpgid(0, 0)
     code = 1
     try:
         for i, fd in enumerate(fds[:3]):
@@ -149,7 +152,10 @@ def _run_worker(request: dict, fds: list[int]) -> None:
 
 
 def _handle(conn: socket.socket) -> None:
-    """In the forked handler: read the request, fork the worker, report its pid, then its exit status."""
+    """In the forked handler: read the request, fork the worker, report its pid, then its exit status. It ignores
+    SIGINT and SIGTERM (a Ctrl-C reaches the whole group): it only waits, and the client passes signals on."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     request, fds = _recv(conn, with_fds=3)
     if request is None:
         os._exit(1)

@@ -58,6 +58,20 @@ def test_signals_sent_to_the_client_reach_the_command(tmp_path):
     assert "ready" in served.stdout and "got SIGTERM" in served.stdout and "rc=42" in served.stdout, served.stderr
 
 
+def test_a_ctrl_c_to_the_whole_group_reaches_the_command_once(tmp_path):
+    """As at a terminal: SIGINT to every process of the group (server, bash, client); the command hears one."""
+    (tmp_path / "count.py").write_text(
+        "import signal, sys, time\nheard = []\n"
+        "signal.signal(signal.SIGINT, lambda *a: heard.append(1))\n"
+        "print('ready', flush=True)\ntime.sleep(6)\nprint('heard', len(heard), flush=True)\n")
+    script = '$Z count.py & pid=$!; sleep 5; kill -INT 0; wait $pid; echo "rc=$?"'
+    env = {**os.environ, "Z": " ".join(ZYGOTE) + " --"}
+    proc = subprocess.Popen(ZYGOTE + ["serve", "--", "bash", "-c", "trap '' INT; " + script], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    out, err = proc.communicate(timeout=120)
+    assert "heard 1" in out and "rc=0" in out, out + err
+
+
 def test_without_a_server_the_client_runs_the_command_in_place(tmp_path):
     (tmp_path / "probe.py").write_text(PROBE)
     for env in ({}, {"TRUSTLAB_ZYGOTE": str(tmp_path / "gone.sock")}):
