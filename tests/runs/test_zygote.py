@@ -22,12 +22,16 @@ if mode == "report":
 if mode == "signal":
     signal.signal(signal.SIGTERM, lambda *a: (print("got SIGTERM", flush=True), sys.exit(42)))
     print("ready", flush=True)
-    time.sleep(30)
+    open("ready", "w").close()  # the handler is in place: the test's script may signal now
+    time.sleep(60)
 if mode == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
 if mode == "crash":
     raise ValueError("boom")
 """
+
+
+WAIT_READY = "for i in $(seq 1500); do [ -f ready ] && break; sleep 0.2; done; "  # up to 5 min on a loaded machine
 
 
 def _serve(tmp_path, script: str) -> subprocess.CompletedProcess:
@@ -53,7 +57,7 @@ def test_a_command_through_the_server_is_the_command_itself(tmp_path):
 
 def test_signals_sent_to_the_client_reach_the_command(tmp_path):
     (tmp_path / "probe.py").write_text(PROBE)
-    script = '$Z probe.py signal & pid=$!; sleep 6; kill -TERM $pid; wait $pid; echo "rc=$?"'
+    script = '$Z probe.py signal & pid=$!; ' + WAIT_READY + 'kill -TERM $pid; wait $pid; echo "rc=$?"'
     served = _serve(tmp_path, script)
     assert "ready" in served.stdout and "got SIGTERM" in served.stdout and "rc=42" in served.stdout, served.stderr
 
@@ -63,8 +67,10 @@ def test_a_ctrl_c_to_the_whole_group_reaches_the_command_once(tmp_path):
     (tmp_path / "count.py").write_text(
         "import signal, sys, time\nheard = []\n"
         "signal.signal(signal.SIGINT, lambda *a: heard.append(1))\n"
-        "print('ready', flush=True)\ntime.sleep(6)\nprint('heard', len(heard), flush=True)\n")
-    script = '$Z count.py & pid=$!; sleep 5; kill -INT 0; wait $pid; echo "rc=$?"'
+        "open('ready', 'w').close()\n"
+        "for _ in range(600):\n    if heard:\n        break\n    time.sleep(0.1)\n"
+        "time.sleep(2)\nprint('heard', len(heard), flush=True)\n")
+    script = '$Z count.py & pid=$!; ' + WAIT_READY + 'kill -INT 0; wait $pid; echo "rc=$?"'
     env = {**os.environ, "Z": " ".join(ZYGOTE) + " --"}
     proc = subprocess.Popen(ZYGOTE + ["serve", "--", "bash", "-c", "trap '' INT; " + script], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
