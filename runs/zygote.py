@@ -1,5 +1,5 @@
 """A fork server for `make demo`: every command the demo runs starts as a fork of one Python process that has
-already imported torch, torchvision, W&B, scikit-learn, UMAP and matplotlib, instead of paying those 8-10 s
+already imported torch, torchvision, W&B, scikit-learn and matplotlib, instead of paying those 6-10 s
 again in each of about 40 processes.
 
     python runs/zygote.py serve -- COMMAND ...   # run COMMAND (the inner make) with a server behind it
@@ -26,8 +26,11 @@ import struct
 import sys
 
 ENV = "TRUSTLAB_ZYGOTE"  # the socket's path, set by `serve` for the command it runs
+# not umap (nor numba): numba reads NUMBA_CACHE_DIR once, at import, and the UMAP command sets it (eval/umap_run.py)
+# before importing umap, so that umap's compiled functions load from the cache; imported by the server, they were
+# compiled again in every UMAP command (25 s instead of 4 in the demo)
 PRELOAD = ("torch", "torchvision", "torch.optim", "torch._dynamo", "wandb", "sklearn.neighbors",
-           "sklearn.model_selection", "scipy.stats", "matplotlib.pyplot", "umap", "kornia", "pandas", "seaborn",
+           "sklearn.model_selection", "scipy.stats", "matplotlib.pyplot", "kornia", "pandas", "seaborn",
            "cli", "trainers.loop", "eval.attack_run", "eval.knn_run", "eval.umap_run", "report.figures")
 
 
