@@ -30,6 +30,8 @@ import math
 import torch
 from torchvision.ops import deform_conv2d
 
+from loaders.randconv import channel_stats
+
 KERNEL = 3          # the paper fixes 3x3
 EPS = 1e-3          # the lower bound of sigma_g and sigma_d (the paper: "a small value")
 OFFSET_MAX = 0.2    # b_d: the largest offset scale, in pixels, for 32x32 digits
@@ -87,8 +89,7 @@ class ProRandConv:
 
     def augment(self, x: torch.Tensor, p: dict) -> torch.Tensor:
         """x (pixels) through the block p["repeats"] times, on normalised input, back on the pixel scale."""
-        mean = torch.as_tensor(0.0 if self.mean is None else self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        std = torch.as_tensor(1.0 if self.std is None else self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        mean, std = channel_stats(x, self.mean, self.std)
         h = (x - mean) / std
         for _ in range(p["repeats"]):
             h = block(h, p["weight"], p["offset"], p["gamma"], p["beta"])

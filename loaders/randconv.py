@@ -27,10 +27,16 @@ def random_kernel(k: int, generator: torch.Generator, channels: int = 3) -> torc
     return torch.randn(channels, channels, k, k, generator=generator) / math.sqrt(channels * k * k)
 
 
-def rand_conv(x: torch.Tensor, weight: torch.Tensor, alpha: float, mean=None, std=None) -> torch.Tensor:
-    """alpha * conv(x_n, weight) + (1 - alpha) * x_n with x_n the normalised x, back on the pixel scale."""
+def channel_stats(x: torch.Tensor, mean=None, std=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean and std (None: 0 and 1) as (1, C, 1, 1) tensors on x's device and dtype, to normalise x with."""
     mean = torch.as_tensor(0.0 if mean is None else mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     std = torch.as_tensor(1.0 if std is None else std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return mean, std
+
+
+def rand_conv(x: torch.Tensor, weight: torch.Tensor, alpha: float, mean=None, std=None) -> torch.Tensor:
+    """alpha * conv(x_n, weight) + (1 - alpha) * x_n with x_n the normalised x, back on the pixel scale."""
+    mean, std = channel_stats(x, mean, std)
     xn = (x - mean) / std
     out = F.conv2d(xn, weight.to(x.device, x.dtype), padding=weight.shape[-1] // 2)
     return (alpha * out + (1 - alpha) * xn) * std + mean

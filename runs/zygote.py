@@ -179,6 +179,7 @@ def serve(command: list[str]) -> int:
     """Listen, run `command` with TRUSTLAB_ZYGOTE set, fork a handler per connection until the command ends."""
     import importlib
     import selectors
+    import shutil
     import subprocess
     import tempfile
 
@@ -220,28 +221,17 @@ def serve(command: list[str]) -> int:
         return 130
     finally:
         listener.close()
-        for leftover in (path, folder):
-            try:
-                os.remove(leftover) if leftover == path else os.rmdir(leftover)
-            except OSError:
-                pass
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["serve"]:
-        rest = argv[1:]
-        if rest[:1] == ["--"]:
-            rest = rest[1:]
-        if not rest:
-            print("usage: zygote.py serve -- COMMAND ...", file=sys.stderr)
-            return 2
-        return serve(rest)
-    if argv[:1] == ["--"]:
-        argv = argv[1:]
-    if not argv:
-        print("usage: zygote.py -- SCRIPT|-m MODULE ARGS ...", file=sys.stderr)
+    serving = argv[:1] == ["serve"]
+    rest = argv[1:] if serving else argv
+    rest = rest[1:] if rest[:1] == ["--"] else rest
+    if not rest:
+        print("usage: zygote.py serve -- COMMAND ...  or  zygote.py -- SCRIPT|-m MODULE ARGS ...", file=sys.stderr)
         return 2
-    return client(argv)
+    return serve(rest) if serving else client(rest)
 
 
 if __name__ == "__main__":
