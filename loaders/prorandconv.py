@@ -30,12 +30,18 @@ import math
 import torch
 from torchvision.ops import deform_conv2d
 
-from loaders.randconv import channel_stats
-
 KERNEL = 3          # the paper fixes 3x3
 EPS = 1e-3          # the lower bound of sigma_g and sigma_d (the paper: "a small value")
 OFFSET_MAX = 0.2    # b_d: the largest offset scale, in pixels, for 32x32 digits
 AFFINE_STD = 0.5    # sigma_gamma = sigma_beta on digits
+
+
+def channel_stats(x: torch.Tensor, mean=None, std=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean and std (None: 0 and 1) as (1, C, 1, 1) tensors on x's device and dtype, to normalise x with (RandConv
+    and Pro-RandConv both act on normalised input)."""
+    mean = torch.as_tensor(0.0 if mean is None else mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(1.0 if std is None else std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return mean, std
 
 
 def gaussian_taper(k: int, sigma: float) -> torch.Tensor:

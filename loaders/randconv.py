@@ -21,17 +21,12 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from loaders.prorandconv import ProRandConv, channel_stats
+
 
 def random_kernel(k: int, generator: torch.Generator, channels: int = 3) -> torch.Tensor:
     """(channels, channels, k, k) weights from N(0, 1 / (channels k^2))."""
     return torch.randn(channels, channels, k, k, generator=generator) / math.sqrt(channels * k * k)
-
-
-def channel_stats(x: torch.Tensor, mean=None, std=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """mean and std (None: 0 and 1) as (1, C, 1, 1) tensors on x's device and dtype, to normalise x with."""
-    mean = torch.as_tensor(0.0 if mean is None else mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    std = torch.as_tensor(1.0 if std is None else std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return mean, std
 
 
 def rand_conv(x: torch.Tensor, weight: torch.Tensor, alpha: float, mean=None, std=None) -> torch.Tensor:
@@ -65,7 +60,6 @@ class RandConv:
         mean = cfg.input_mean if cfg.input_mean is not None else (0.5, 0.5, 0.5)
         std = cfg.input_std if cfg.input_std is not None else (0.5, 0.5, 0.5)
         if getattr(cfg, "randconv_progressive", False):
-            from loaders.prorandconv import ProRandConv
             return ProRandConv(cfg.randconv_repeats, mean=mean, std=std)
         return cls(cfg.randconv_kernels, cfg.randconv_views, cfg.randconv_weight, mean, std,
                    mix=getattr(cfg, "randconv_mix", True), identity_prob=getattr(cfg, "randconv_identity_prob", 0.0))
