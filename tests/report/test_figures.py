@@ -56,3 +56,25 @@ def test_the_eps_figure_of_every_model_uses_the_seed_std_or_the_error_bar(tmp_pa
     alt, name = figures.eps_models({"q2-baseline": rob}, SimpleNamespace(name="q2"), tmp_path)
     assert name == "q2-eps.png" and (tmp_path / name).is_file()
     assert drawn == [[pytest.approx(error_bar(70.0, 300)), pytest.approx(error_bar(62.0, 300))]]
+
+
+def test_the_example_grid_lays_every_image_and_prediction_on_one_canvas(tmp_path, monkeypatch):
+    import matplotlib.axes
+    import torch
+
+    shown, texts = [], []
+    real_imshow, real_text = matplotlib.axes.Axes.imshow, matplotlib.axes.Axes.text
+    monkeypatch.setattr(matplotlib.axes.Axes, "imshow", lambda self, a, **k: shown.append(a) or real_imshow(self, a, **k))
+    monkeypatch.setattr(matplotlib.axes.Axes, "text", lambda self, x, y, s, **k: texts.append((s, k.get("color")))
+                        or real_text(self, x, y, s, **k))
+    grey = torch.rand(3, 1, 8, 8)  # one-channel images (the digits) are shown in grey
+    rows = [{"name": "clean", "images": grey, "preds": torch.tensor([0, 1, 2])},
+            {"name": "PGD-10", "images": grey.expand(-1, 3, -1, -1) * 0.5, "preds": torch.tensor([0, 0, 0])}]
+    figures.example_grid({"labels": [0, 1, 2], "rows": rows}, tmp_path / "g.png", names=["a", "b", "c"])
+    assert (tmp_path / "g.png").stat().st_size > 0
+    (canvas,) = shown
+    assert canvas.shape[2] == 3 and canvas.shape[0] == 2 * (8 + 4)  # two rows, each 8 px under 4 px of label room
+    assert canvas[4:12, 0:8, 0] == pytest.approx(grey[0, 0].numpy())  # the first image, at its place, unchanged
+    assert canvas[16:24, 9:17, 1] == pytest.approx(0.5 * grey[1, 0].numpy())  # row 2, column 2, after a 1 px gap
+    assert texts[:3] == [("a", "green"), ("b", "green"), ("c", "green")] and texts[3] == ("clean", None)
+    assert texts[4:7] == [("a", "green"), ("a", "red"), ("a", "red")]
