@@ -383,7 +383,7 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                 selected = selector.measure(Classifier(model, knn_train, cfg.knn_k), eval_batches,
                                             len(train_batches))
             results = _finish(cfg, out, model, history, described, device, started, dist.world, draw_curves,
-                              best.get("epoch"), correct, selected)
+                              best.get("epoch"), correct, selected, randconv)
             tracker.summary(_namespaced(results["metrics"], study_names))
             if draw_curves is not None:
                 tracker.image(wandb_keys.CURVES_IMAGE, out / "curves.png")
@@ -503,11 +503,13 @@ def keep_if_best(best: dict, model: nn.Module, row: dict, key: str) -> None:
 
 
 def _finish(cfg, out: Path, model, history, described, device, started, world: int = 1, draw_curves=None,
-            chosen: int | None = None, correct: dict | None = None, selected: dict | None = None) -> dict:
+            chosen: int | None = None, correct: dict | None = None, selected: dict | None = None,
+            randconv: RandConv | None = None) -> dict:
     """chosen: the kept epoch (1-based) under keep_best; its row gives the metrics, else the last epoch's.
     correct: {epoch: {"<set>_test": per-image bits}} of the epochs this process evaluated; the kept epoch's go
     into the results file (absent when it was evaluated before a --resume). selected: Selector.measure()'s
-    numbers of the checkpoint kept by select_every (they replace the last epoch's accuracies)."""
+    numbers of the checkpoint kept by select_every (they replace the last epoch's accuracies). randconv: the
+    run's RandConv (its settings go into the results file)."""
     final = history[chosen - 1] if chosen else history[-1]
     metrics = {k: v for k, v in final.items() if k.startswith("train_") or k.endswith("_acc")}
     if selected:
@@ -520,7 +522,7 @@ def _finish(cfg, out: Path, model, history, described, device, started, world: i
         "metrics": metrics, "history": history,
         "correct": (correct or {}).get(chosen or len(history), {}),  # per test image of the kept epoch, "1" right
         "val_attack": attack.describe() if attack else None,
-        **({"augmentation": RandConv.from_config(cfg).describe()} if cfg.randconv else {}),  # RandConv's settings
+        **({"augmentation": randconv.describe()} if randconv is not None else {}),  # RandConv's settings
         "selected_epoch": chosen or len(history),  # the epoch whose model this run keeps (model.pt)
         "selected_by": (selected["by"] if selected else f"best {cfg.train_on} val robust accuracy ({attack.label})"
                         if chosen else "last epoch"),
