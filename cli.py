@@ -98,7 +98,7 @@ def _train(ctx: typer.Context, command: str, options: dict, renamed: dict | None
         print(f"note: {note}", file=sys.stderr)
     verbose("config", cfg)
     out = out or (run_of_stamp(stamp) if stamp is not None else run_dir("results", cfg.profile, cfg.preset))
-    from report.figures import plot_curves
+    from report.run_figures import plot_curves
 
     results = run(cfg, out, job_type=command, draw_curves=plot_curves, **run_flags)
     if results.get("metrics") is not None:  # a DDP rank other than 0 returns nothing: rank 0 reports
@@ -183,7 +183,7 @@ def attack(
     """Robust accuracy of a trained run under FGSM, PGD, noise, Square or AutoAttack, per threat model."""
     with errors():
         from eval.attack_run import attack_run
-        from report import figures
+        from report import run_figures as figures
 
         ev = _evaluation(ctx, "attack", dict(options, model=model, methods=methods, threats=threats,
                                              random_start=random_start, eps_sweep=eps_sweep, n=n, out=out,
@@ -235,7 +235,7 @@ def umap(
     """UMAP (n_neighbors=10, min_dist=0.3, random_state=42) of clean and adversarial test features."""
     with errors():
         from eval.umap_run import umap_run
-        from report import figures
+        from report import run_figures as figures
 
         ev = _evaluation(ctx, "umap", dict(options, model=model, methods=[attack], threats=[threat], n=max_points,
                                            out=out, wandb=wandb),

@@ -323,7 +323,7 @@ def bench_scaling(device, sizes: list[int], batch: int) -> list[dict]:
 
 # ---------------------------------------------------------------- 7: command start (make demo's fork server)
 
-START_PROBE = "import torchvision, wandb, trainers.loop, eval.attack_run, report.figures\n"
+START_PROBE = "import torchvision, wandb, trainers.loop, eval.attack_run, report.run_figures\n"
 START_TIMER = """
 import statistics, subprocess, sys, time
 times = []

@@ -8,7 +8,7 @@ Embedding (Circle Loss) models predict by kNN; white-box attacks on them go thro
 surrogate described in eval/classify.py, or (via="knn", in the audit) through the kNN's own differentiable score.
 With --audit an attack evaluation adds the gradient-masking audit (eval/audit.py) on the same test images.
 It takes one resolved Evaluation (eval/plan.py); experiments/ decides its defaults. The figures are drawn by
-the `figures` it is handed (report.figures from the CLI); without them only the numbers and the example
+the `figures` it is handed (report.run_figures from the CLI); without them only the numbers and the example
 grid's data (<stem>-examples.pt) are written.
 """
 from __future__ import annotations
@@ -98,7 +98,7 @@ def _sanity(target: Classifier, test: Batches) -> dict:
 def attack_run(ev: Evaluation, examples: int = 8, figures=None) -> dict:
     """Clean and robust accuracy per attack (and the eps sweep, and with ev.audit the audit) into ev.out.
     examples: images per row of the example grid. figures: draws the example grid and the eps curve (an object
-    with example_grid and eps_curve, e.g. the report.figures module); None draws nothing."""
+    with example_grid and eps_curve, e.g. the report.run_figures module); None draws nothing."""
     started = time.time()
     out = Path(ev.out)
     results, cfg, model, target, test, described, _ = setup(ev)

@@ -1,6 +1,6 @@
 """The UMAP evaluation: a 2-d map of a finished run's 512-d pooled features, fitted once on clean test features,
 with the adversarial features placed into that same map with transform(). The figure is drawn by the
-`figures` it is handed (report.figures from the CLI); without them only the results file is written."""
+`figures` it is handed (report.run_figures from the CLI); without them only the results file is written."""
 from __future__ import annotations
 
 import os
@@ -22,7 +22,7 @@ def umap_run(ev: Evaluation, n_neighbors: int = 10, min_dist: float = 0.3, rando
              figures=None) -> dict:
     """UMAP of the 512-d pooled features: fitted once on clean test features; the adversarial
     features are placed into that same map with transform(). figures: draws the pair of maps (an object with
-    umap_pair, e.g. the report.figures module) as <out>.png; None draws nothing."""
+    umap_pair, e.g. the report.run_figures module) as <out>.png; None draws nothing."""
     if ev.n is None or ev.n < 10:
         raise UsageError(f"eval-size (--max-points) must be at least 10, got {ev.n}")
     started = time.time()

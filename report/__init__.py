@@ -1,6 +1,8 @@
 """Presenting the numbers eval/ computed: results files are read (load), turned into tables as data (tables),
-judged by the honesty checks (checks), described (prose) and drawn (figures), gathered into one Document
-(document), and rendered as REPORT.md (markdown) and as a W&B Report from the same Document (wandb).
+judged by the honesty checks (checks), described (prose) and drawn (figures, on plotting's one matplotlib
+setup), gathered into one Document (document), and rendered as REPORT.md (markdown) and as a W&B Report from
+the same Document (wandb). run_figures draws a run's own figures (training curves, example grid, eps curve,
+UMAP), for the commands.
 
     written = write(profile, SECTIONS, QUESTIONS, "results")   # REPORT.md and its figures
     build(profile.name, SECTIONS, QUESTIONS, written.document)  # the W&B Report

@@ -31,7 +31,7 @@ ENV = "TRUSTLAB_ZYGOTE"  # the socket's path, set by `serve` for the command it 
 # compiled again in every UMAP command (25 s instead of 4 in the demo)
 PRELOAD = ("torch", "torchvision", "torch.optim", "torch._dynamo", "wandb", "sklearn.neighbors",
            "sklearn.model_selection", "scipy.stats", "matplotlib.pyplot", "kornia", "pandas", "seaborn",
-           "cli", "trainers.loop", "eval.attack_run", "eval.knn_run", "eval.umap_run", "report.figures",
+           "cli", "trainers.loop", "eval.attack_run", "eval.knn_run", "eval.umap_run", "report.run_figures",
            # what the commands still imported after the fork (python -X importtime): wandb.init's own lazy
            # imports (its public API, launch, artifacts, its OpenTelemetry exporters; requests' idna alone is
            # 0.4 s), about 0.75 of its 1.25 s in every W&B command; then the attacks and the PNG writer. A name

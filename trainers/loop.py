@@ -4,7 +4,7 @@ an attack hook or an embedding loss, never a copy of the loop (MadryLab/robustne
 run(cfg, ...) -> results dict, and on disk under `out`:
   checkpoint.pt  after every epoch (model, optimizer, scheduler, RNG states, history), for --resume
   model.pt       the final state dict
-  curves.png     drawn from the results dict by `draw_curves` (the CLI passes report.figures.plot_curves)
+  curves.png     drawn from the results dict by `draw_curves` (the CLI passes report.run_figures.plot_curves)
   metrics.json   written last and atomically: its presence means the run finished
 """
 from __future__ import annotations
@@ -233,7 +233,7 @@ def run(cfg: RunConfig, out: str | Path, *, data_root="data", cache_dir="data/ca
         wandb: bool = True, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
         job_type: str = "train", draw_curves=None) -> dict:
     """Train (or fine-tune) as cfg says, write the run folder `out`, return the results dict.
-    draw_curves(results, path) draws the training curves into curves.png (report.figures.plot_curves); None
+    draw_curves(results, path) draws the training curves into curves.png (report.run_figures.plot_curves); None
     draws none."""
     cfg.validate()
     out = Path(out)

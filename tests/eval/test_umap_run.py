@@ -7,7 +7,7 @@ def test_umap_fits_on_clean_and_transforms_adversarial(tmp_path, monkeypatch):
     import eval.umap_run as rob
     from attacks import AttackSpec
     from experiments import resolve
-    from report import figures
+    from report import run_figures as figures
     from trainers.loop import run
 
     cfg = resolve("q2-baseline", "demo", pretrained=False, train_size=64, val_size=50, eval_size=40, epochs=1)

@@ -1,5 +1,5 @@
-"""report/figures.py: error bars from eval/stats.py (the DG bars' larger-half fix), dataset names and colours
-from the registry, and every figure written to its file."""
+"""report/figures.py and report/run_figures.py: error bars from eval/stats.py (the DG bars' larger-half fix),
+dataset names and colours from the registry, and every figure written to its file."""
 from types import SimpleNamespace
 
 import matplotlib.axes
@@ -7,7 +7,7 @@ import pytest
 
 from eval.stats import error_bar, wilson
 from experiments import QUESTIONS, SECTIONS
-from report import figures
+from report import figures, run_figures
 
 
 def test_the_dg_bars_use_the_larger_half_of_the_interval_with_one_seed(tmp_path, monkeypatch):
@@ -27,22 +27,22 @@ def test_the_dg_bars_use_the_larger_half_of_the_interval_with_one_seed(tmp_path,
 
 def test_series_labels_and_colours_come_from_the_registry():
     demo = {"roles": {"svhn": "digits", "mnist": "digits-inverted"}, "config": {"val_attack": "pgd"}}
-    assert figures.series_label("digits-inverted_test_acc", demo) == ("MNIST (stand-in: inverted digits) test", "mnist")
-    assert figures.series_label("digits_val_adv_acc", demo) == \
+    assert run_figures.series_label("digits-inverted_test_acc", demo) == ("MNIST (stand-in: inverted digits) test", "mnist")
+    assert run_figures.series_label("digits_val_adv_acc", demo) == \
         ("SVHN (stand-in: digits) val, under white-box pgd", "svhn")
-    assert figures.series_label("cifar10_val_acc", {}) == ("CIFAR-10 val", "cifar10")
-    assert figures.series_label("train_loss", demo) == ("train", "train")
-    assert figures.colour("usps") == "#d62728" and figures.colour("train") == "#333333"
-    assert figures.colour("digits") is None
+    assert run_figures.series_label("cifar10_val_acc", {}) == ("CIFAR-10 val", "cifar10")
+    assert run_figures.series_label("train_loss", demo) == ("train", "train")
+    assert run_figures.colour("usps") == "#d62728" and run_figures.colour("train") == "#333333"
+    assert run_figures.colour("digits") is None
 
 
 def test_training_curves_and_the_eps_curve_are_drawn(tmp_path):
     results = {"preset": "q1-baseline", "profile": "demo", "seed": 0, "roles": {"svhn": "digits"},
                "history": [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 50.0 + e, "digits_test_acc": 40.0 + e}
                            for e in (1, 2, 3)]}
-    figures.plot_curves(results, tmp_path / "curves.png")
+    run_figures.plot_curves(results, tmp_path / "curves.png")
     sweep = [{"eps": e / 255, "method": "pgd", "label": "PGD-10", "robust_acc": 80.0 - e} for e in (0, 2, 8, 64)]
-    figures.eps_curve(sweep, tmp_path / "eps.png", title="t")
+    run_figures.eps_curve(sweep, tmp_path / "eps.png", title="t")
     assert (tmp_path / "curves.png").stat().st_size > 5_000 and (tmp_path / "eps.png").stat().st_size > 5_000
 
 
@@ -70,7 +70,7 @@ def test_the_example_grid_lays_every_image_and_prediction_on_one_canvas(tmp_path
     grey = torch.rand(3, 1, 8, 8)  # one-channel images (the digits) are shown in grey
     rows = [{"name": "clean", "images": grey, "preds": torch.tensor([0, 1, 2])},
             {"name": "PGD-10", "images": grey.expand(-1, 3, -1, -1) * 0.5, "preds": torch.tensor([0, 0, 0])}]
-    figures.example_grid({"labels": [0, 1, 2], "rows": rows}, tmp_path / "g.png", names=["a", "b", "c"])
+    run_figures.example_grid({"labels": [0, 1, 2], "rows": rows}, tmp_path / "g.png", names=["a", "b", "c"])
     assert (tmp_path / "g.png").stat().st_size > 0
     (canvas,) = shown
     assert canvas.shape[2] == 3 and canvas.shape[0] == 2 * (8 + 4)  # two rows, each 8 px under 4 px of label room

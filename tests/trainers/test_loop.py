@@ -20,7 +20,7 @@ def _strip_time(results):
 
 
 def test_results_contract(tmp_path):
-    from report.figures import plot_curves
+    from report.run_figures import plot_curves
 
     results = run(tiny(), tmp_path / "r", wandb=False, draw_curves=plot_curves)
     on_disk = json.loads((tmp_path / "r" / "metrics.json").read_text())
