@@ -42,6 +42,19 @@ def reset() -> None:
     _REFUSED.clear()
 
 
+def _names_its_folder(model: Path, folder: Path, root: Path) -> bool:
+    """Does an evaluation's recorded model path name the run folder it sits in? The same path, or one that ends
+    in the same <profile>/<section>[/seed-N]: Make records paths relative to where it ran (results/quick/...), and
+    a results folder may be moved or copied to another machine; which model it was is then the sha256's to say."""
+    if model.resolve() == folder.resolve():
+        return True
+    try:
+        tail = (root.name, *folder.resolve().relative_to(root.resolve()).parts)
+    except ValueError:
+        return False
+    return model.parts[-len(tail):] == tail
+
+
 def _identity_problem(root: Path, section: str, path: Path, found: dict) -> str | None:
     """Why a results file is not what its place says: another section's or profile's results, or an evaluation of
     another model than its folder's run (files from before identities were recorded are taken as they are)."""
@@ -55,7 +68,7 @@ def _identity_problem(root: Path, section: str, path: Path, found: dict) -> str 
     if path.name == "metrics.json":
         return None
     model = found.get("model")
-    if model and Path(model).resolve() != path.parent.resolve():
+    if model and not _names_its_folder(Path(model), path.parent, root):
         return f"{path} is the evaluation of {model}, not of the run in its folder: left out"
     run = load(path.parent / "metrics.json") or {}
     ours, theirs = (found.get("identity") or {}).get("model_sha256"), (run.get("identity") or {}).get("model_sha256")

@@ -49,6 +49,23 @@ def test_an_evaluation_of_another_model_is_left_out(tmp_path):
     assert "seed-0/robustness.json evaluated" not in text and "q2-examples" not in text.split("## ")[1]
 
 
+def test_a_moved_results_folder_keeps_its_evaluations_and_another_sections_is_still_left_out(tmp_path):
+    """Make records the model as results/quick/<section>[/seed-N], relative to where it ran: read from elsewhere
+    (or after the folder moved) the evaluation is still its folder's; one naming another section or seed is not."""
+    from tests.report.test_report import robustness
+
+    for seed in range(2):
+        run = {"preset": "q2-baseline", "profile": "quick", "seed": seed, "metrics": {"cifar10_test_acc": 80.0}}
+        write(tmp_path, "q2-baseline", seed, "metrics.json", run)
+        rob = robustness("q2-baseline", seed, 10.0 + seed, 20.0, 50.0)
+        rob["model"] = f"results/quick/q2-baseline/seed-{1 - seed if seed else seed}"  # seed 1 names seed 0's
+        write(tmp_path, "q2-baseline", seed, "robustness.json", rob)
+    head = write_report("quick", tmp_path).read_text().split("## ")[1]
+    assert "seed-0/robustness.json is the evaluation" not in head
+    assert "q2-baseline/seed-1/robustness.json is the evaluation of results/quick/q2-baseline/seed-0, not of the " \
+           "run in its folder: left out" in head
+
+
 def test_seeds_with_other_settings_and_a_seed_counted_twice_are_flagged(tmp_path):
     for seed, lr in ((0, 0.01), (1, 0.5)):
         r = q1_result("q1-baseline", seed, 90.0, 50.0)
