@@ -20,10 +20,15 @@ _ATTACK_NAMES = {("white-box", "pgd"): "white-box PGD-10", ("white-box", "fgsm")
 
 def paired_gain(rs: list[dict], base_rs: list[dict], study: str):
     """The paired bootstrap (eval/stats.py) of a section against its comparison on one dataset's test images,
-    seed by seed, when every seed of both stored per-image records of the same test set; None otherwise."""
+    seed by seed, when every seed of both stored per-image records of the same test set; None otherwise. The same
+    test set: the same dataset, size and data seed (which draws the stratified subset); not the same path to its
+    files, which differs between machines and between a relative and an absolute --data-root."""
     def records(runs_):
-        return {r.get("seed"): ((r.get("correct") or {}).get(key(r, study, "_test")),
-                                (r.get("datasets") or {}).get(key(r, study, "_test"))) for r in runs_}
+        def test_set(r):
+            described = dict((r.get("datasets") or {}).get(key(r, study, "_test")) or {})
+            described.pop("source", None)
+            return described, (r.get("config") or {}).get("data_seed")
+        return {r.get("seed"): ((r.get("correct") or {}).get(key(r, study, "_test")), test_set(r)) for r in runs_}
     ours, theirs = records(rs), records(base_rs)
     if not ours or set(ours) != set(theirs) or any(ours[s][1] != theirs[s][1] for s in ours):
         return None

@@ -151,3 +151,17 @@ def test_a_gain_over_the_comparison_is_judged_by_the_paired_bootstrap_when_both_
             "test images and 1 seed(s)") in text
     # SVHN has no per-image records: the unpaired rule, which cannot call a 0-point difference anyway
     assert "q1-adam vs q1-baseline on SVHN: +0.00 points, within noise (noise" in text
+
+
+def test_the_paired_bootstrap_takes_one_test_set_read_through_two_paths_but_not_two_subsets(tmp_path):
+    """The files' path (a relative or absolute --data-root, another machine) is not the test set; its dataset,
+    size and data seed (the stratified subset) are."""
+    n, right = 1000, {"q1-baseline": 700, "q1-adam": 730}
+    for sources, seeds, paired in ((("../d/mnist", "/w/d/mnist"), (0, 0), True), (("m", "m"), (0, 1), False)):
+        for (name, k), source, data_seed in zip(right.items(), sources, seeds):
+            r = q1_result(name, 0, 90.0, 100 * k / n)
+            r["config"] = {**r.get("config", {}), "data_seed": data_seed}
+            write(tmp_path, name, 0, "metrics.json", {**r, "datasets": {"mnist_test": {"size": n, "source": source}},
+                                                      "correct": {"mnist_test": "1" * k + "0" * (n - k)}})
+        text = write_report("quick", tmp_path).read_text()
+        assert ("q1-adam vs q1-baseline on MNIST: +3.00 points, **beyond noise** (paired bootstrap" in text) == paired
