@@ -37,10 +37,25 @@ def versions() -> dict[str, str]:
     return found
 
 
+def cpu_model() -> str:
+    """The processor's model name (/proc/cpuinfo on Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device: torch.device) -> str:
+    """The device in words. On the CPU it names the processor, the vector instructions torch's kernels use
+    (AVX512, AVX2, ...) and the thread count: each changes the order of floating-point sums, so the same seed on
+    another processor or thread count trains a different model (at the quick profile, several points apart)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return (f"cpu ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()} kernels, "
+            f"{torch.get_num_threads()} threads)")
 
 
 def provenance(device: torch.device, wall_seconds: float) -> dict:

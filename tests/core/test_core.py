@@ -10,7 +10,7 @@ import torch
 from core.config import RunConfig
 from core.errors import RunFailure, UsageError, require
 from core.io import atomic_write, load_torch, read_json, save_torch, write_json
-from core.provenance import ROOT, git_commit, versions
+from core.provenance import ROOT, cpu_model, device_name, git_commit, versions
 from core.seed import rng_state, seed_everything, set_rng_state
 
 
@@ -74,6 +74,13 @@ def test_provenance_names_the_real_commit_and_versions():
     found = versions()
     assert found["torch"] == importlib.metadata.version("torch")
     assert found["advertorch"] == "0.2.3"
+
+
+def test_provenance_names_what_decides_a_cpu_runs_last_bits():
+    # the same seed trains another model on another processor's kernels or thread count: both are recorded
+    name = device_name(torch.device("cpu"))
+    assert torch.backends.cpu.get_cpu_capability() in name and f"{torch.get_num_threads()} threads" in name
+    assert name.startswith(f"cpu ({cpu_model()},") and cpu_model()
 
 
 def test_require():
