@@ -46,9 +46,11 @@ def _warnings_kept():
 
 
 def autoattack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, eps: float = 8 / 255,
-               seed: int = 0, log: list | None = None, **_) -> torch.Tensor:
+               seed: int = 0, log: list | None = None, predict=None, **_) -> torch.Tensor:
     """The standard AutoAttack's adversarial images. With `log` (a list), appends {"after": {attack: per-image
-    robust flags after it}, "warnings": [...]} for this batch."""
+    robust flags after it}, "warnings": [...]} for this batch. `predict` (the classifier's own rule, e.g. a kNN's
+    vote; default the model's argmax, which is what AutoAttack itself uses) decides which images an attack broke,
+    so the later attacks run on the images the classifier still gets right and the flags are the classifier's."""
     from pyautoattack import AutoAttack
 
     x, y = images.float().contiguous(), labels
@@ -62,6 +64,9 @@ def autoattack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, 
             if len(idx):
                 aa.attacks_to_run = [name]
                 x_adv, y_adv = aa.run_standard_evaluation(x[idx], y[idx], batch_size=len(idx))
+                if predict is not None:
+                    with torch.no_grad():
+                        y_adv = predict(x_adv).to(y.device)
                 broke = y_adv != y[idx]
                 adv[idx[broke]] = x_adv[broke]
                 robust[idx[broke]] = False

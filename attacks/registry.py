@@ -51,12 +51,14 @@ def run_attack(spec, model, images, labels, generator=None, predict=None, log=No
     """Apply an AttackSpec to a batch. The result stays within eps (L-inf) of the noised images and in [0,1].
     With spec.restarts > 1 the attack runs again (each run draws its own random start from `generator`) on
     the images no earlier run fooled, and per image the first run that fools it is kept (else the last's).
-    "Fooled" is judged by `predict` (the classifier's own rule, e.g. a kNN's vote), else by model's argmax.
+    "Fooled" is judged by `predict` (the classifier's own rule, e.g. a kNN's vote), else by model's argmax; an
+    attack that moves on from the images it fooled (AutoAttack) is given `predict` too.
     `log`, a list, receives what an attack records beside its images (AutoAttack: the robust flags after each of
     its attacks, and its warnings)."""
     attack = get_attack(spec.method)
     settings = dict(eps=spec.eps, alpha=spec.alpha, steps=spec.steps, random_start=spec.random_start,
-                    n_pixels=spec.n_pixels, generator=generator, seed=spec.seed, queries=spec.queries, log=log)
+                    n_pixels=spec.n_pixels, generator=generator, seed=spec.seed, queries=spec.queries, log=log,
+                    predict=predict)
     best = attack(model, images, labels, **settings)
     if spec.restarts == 1:
         return best

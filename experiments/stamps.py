@@ -21,7 +21,8 @@ from core.config import RunConfig
 from core.errors import UsageError
 from eval.plan import Evaluation
 
-EVAL_VERSION = 4  # bump when a change to eval/ alters the numbers an evaluation writes
+EVAL_VERSION = 5  # bump when a change to eval/ alters the numbers an evaluation writes (5: a kNN model's attacks
+# stop on the kNN's own vote: KnnScores' argmax is the vote, AutoAttack's bookkeeping follows the classifier's rule)
 # Evaluation fields that never change its numbers: given by the command line, never stamped.
 EVAL_RUNTIME = ("data_root", "cache_dir", "download", "device", "batch_size", "wandb", "precision", "channels_last")
 

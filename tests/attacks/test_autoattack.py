@@ -78,3 +78,14 @@ def test_autoattack_labels_say_which_it_is():
     assert AttackSpec("autoattack").describe()["steps"] == 100
     assert "10-step" in AttackSpec("autoattack-torchattacks").label
     assert AttackSpec("autoattack-torchattacks").describe()["steps"] == 10
+
+
+def test_the_classifiers_own_rule_decides_what_autoattack_broke(robust_digits):
+    # a kNN model's attacks go through a differentiable stand-in; which images an attack broke (and so which the
+    # later attacks see, and the breakdown) is the classifier's own decision: here a rule that is always right
+    model, x, y = robust_digits
+    log: list = []
+    adv = run_attack(AttackSpec("autoattack", eps=EPS, seed=0), model, x[:6], y[:6], log=log,
+                     predict=lambda images: y[:6][:len(images)])
+    assert all(bool(flags.all()) for flags in log[0]["after"].values())
+    assert torch.equal(adv, x[:6])  # nothing broken, so no adversarial image replaces a clean one
