@@ -120,6 +120,7 @@ def _noise_text(results: list[dict], a: dict, b: dict, v) -> str:
 
 FGSM, PGD10 = {"method": "fgsm"}, {"method": "pgd", "steps": 10}
 AUTO, UNIFORM, CLEAN = {"method": "autoattack"}, {"method": "uniform", "threat": "black-box"}, {"method": "clean"}
+AUTO_KNN = {"method": "autoattack", "via": "knn"}  # on a kNN model: AutoAttack stopping on the kNN's own vote
 # Gradient attacks (AutoAttack is not one: it ends with Square) and the score-based ones, with their labels.
 GRADIENT = ((FGSM, "FGSM"), (PGD10, "PGD-10"), ({"method": "pgd", "steps": 50, "restarts": 5}, "PGD-50 x5"),
             ({"method": "pgd", "steps": 50, "via": "knn"}, "PGD-50 on the kNN"))
@@ -153,14 +154,17 @@ def audit_checks(audit: list[dict]) -> list[dict]:
         out.append(_check(2, "PGD-10 has converged", not v.above,
                           f"PGD-50 x5 restarts {acc(pgd50):.2f}% vs PGD-10 {acc(PGD10):.2f}% "
                           f"({_noise_text(audit, PGD10, pgd50, v)})"))
-    if have(PGD10) and have(AUTO):
-        v = compare(audit, PGD10, AUTO, n)
-        why = ("; quote AutoAttack" if v.above else
-               "; AutoAttack weaker than PGD-10: its success test is not the model's own rule (a surrogate), or a bug"
-               if v.below else "")
+    # a kNN model's AutoAttack is the one on the kNN's scores, whose success test is the kNN's vote (the one through
+    # the centroid surrogate stops on the surrogate's argmax)
+    auto, auto_label = (AUTO_KNN, "AutoAttack on the kNN's scores") if have(AUTO_KNN) else (AUTO, "AutoAttack")
+    if have(PGD10) and have(auto):
+        v = compare(audit, PGD10, auto, n)
+        why = (f"; quote {auto_label}" if v.above else
+               f"; {auto_label} weaker than PGD-10: its success test is not the model's own rule (a surrogate), "
+               "or a bug" if v.below else "")
         out.append(_check(3, "AutoAttack not far below PGD-10, and not weaker", not v.beyond,
-                          f"AutoAttack {acc(AUTO):.2f}% vs PGD-10 {acc(PGD10):.2f}% "
-                          f"({_noise_text(audit, PGD10, AUTO, v)}){why}"))
+                          f"{auto_label} {acc(auto):.2f}% vs PGD-10 {acc(PGD10):.2f}% "
+                          f"({_noise_text(audit, PGD10, auto, v)}){why}"))
     gradient = [(k, label) for k, label in GRADIENT if have(k)]
     squares = [(k, label) for k, label in SCORE if have(k)]
     if gradient and squares:

@@ -328,6 +328,11 @@ def test_the_audit_says_inconclusive_where_the_images_cannot_decide_and_flags_a_
     # AutoAttack far above PGD-10 (its success test was a surrogate's): flagged
     many = checks(87.5, [("white-box", "pgd", 40.0, {"steps": 10}), ("white-box", "autoattack", 80.0, {})], 500)
     assert many[3]["passed"] is False and "AutoAttack weaker than PGD-10" in many[3]["detail"]
+    # a kNN model: the AutoAttack judged by the kNN's own vote (on its scores) is the one compared
+    knn = checks(87.5, [("white-box", "pgd", 40.0, {"steps": 10}), ("white-box", "autoattack", 80.0, {}),
+                        ("white-box", "autoattack", 20.0, {"via": "knn"})], 500)
+    assert knn[3]["passed"] is False and knn[3]["detail"].startswith("AutoAttack on the kNN's scores 20.00%")
+    assert "quote AutoAttack on the kNN's scores" in knn[3]["detail"]
     # a model at chance: every attack comparison is inconclusive
     chance = checks(10.0, [("white-box", "pgd", 0.0, {"steps": 10}), ("black-box", "uniform", 0.0, {})], 200)
     assert chance[0]["passed"] is None and chance[6]["passed"] is None
