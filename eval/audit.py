@@ -128,6 +128,14 @@ SCORE = (({"method": "square", "threat": "black-box"}, "Square"),
          ({"method": "square", "threat": "black-box", "via": "knn"}, "Square on the kNN"))
 
 
+def model_autoattack(audit: list[dict]) -> tuple[dict, str]:
+    """(key, label) of the model's AutoAttack: on a kNN model the one on the kNN's scores, whose success test is
+    the kNN's vote (the one through the centroid surrogate stops on the surrogate's argmax); else the plain one."""
+    if _acc(audit, AUTO_KNN) is not None:
+        return AUTO_KNN, "AutoAttack on the kNN's scores"
+    return AUTO, "AutoAttack"
+
+
 def audit_checks(audit: list[dict]) -> list[dict]:
     """Checks 1, 2, 3, 4, 6 and 8 on the audit's own test images (every attack on the same images, so each
     comparison is paired)."""
@@ -154,9 +162,7 @@ def audit_checks(audit: list[dict]) -> list[dict]:
         out.append(_check(2, "PGD-10 has converged", not v.above,
                           f"PGD-50 x5 restarts {acc(pgd50):.2f}% vs PGD-10 {acc(PGD10):.2f}% "
                           f"({_noise_text(audit, PGD10, pgd50, v)})"))
-    # a kNN model's AutoAttack is the one on the kNN's scores, whose success test is the kNN's vote (the one through
-    # the centroid surrogate stops on the surrogate's argmax)
-    auto, auto_label = (AUTO_KNN, "AutoAttack on the kNN's scores") if have(AUTO_KNN) else (AUTO, "AutoAttack")
+    auto, auto_label = model_autoattack(audit)
     if have(PGD10) and have(auto):
         v = compare(audit, PGD10, auto, n)
         why = (f"; quote {auto_label}" if v.above else

@@ -235,12 +235,12 @@ def test_a_white_box_number_above_autoattack_beyond_noise_is_flagged(tmp_path):
     text = write_report("quick", tmp_path).read_text()
     line = row(text, "q2-baseline")
     assert "20.00 ± 0.00 (n=2), 200 imgs" in line and "(autoattack) |" in line  # the worst case names its attack
-    assert "q2-baseline: white-box PGD-10 40.00% is above AutoAttack's 20.00% by 20.00 points" in text
+    assert "q2-baseline: white-box PGD-10 40.00% is above AutoAttack (20.00%) by 20.00 points" in text
     for seed in range(2):  # within the noise of 1,000 and 200 test images: no flag
         write(tmp_path, "q2-baseline", seed, "audit.json", audit_file(seed, [("white-box", "autoattack", 37.0, {})]))
     text = write_report("quick", tmp_path).read_text()
     assert "PGD-10 40.00% is above AutoAttack" not in text  # 3 points: within the noise
-    assert "FGSM 45.00% is above AutoAttack's 37.00% by 8.00 points" in text  # 8 points: beyond ±7.37
+    assert "FGSM 45.00% is above AutoAttack (37.00%) by 8.00 points" in text  # 8 points: beyond ±7.37
 
 
 PLAIN_SANITY = {"max_logit_change": 0.0, "tolerance": 1e-4, "input_min": 0.0, "input_max": 1.0, "zero_grad_pct": 0.0}
@@ -300,6 +300,18 @@ def test_the_knn_model_line_says_whether_the_surrogate_overstated_it(tmp_path):
             "30.00%; "
             "attacking the kNN itself, PGD-50 on the kNN's score leaves 5.00%: **the surrogate overstated") in text
     assert "(pgd) |" in row(text, "q2-circle")  # the worst case is the attack on the kNN
+
+
+def test_a_knn_models_autoattack_is_the_one_on_the_knns_scores_in_its_row_and_flags(tmp_path):
+    write(tmp_path, "q2-circle", 0, "metrics.json",
+          {"preset": "q2-circle", "profile": "quick", "seed": 0, "metrics": {"cifar10_test_acc": 40.0}})
+    write(tmp_path, "q2-circle", 0, "robustness.json", {**robustness("q2-circle", 0, 14.0, 10.0, 32.0),
+                                                         "preset": "q2-circle"})
+    rows = [("white-box", "autoattack", 14.0, {}), ("white-box", "autoattack", 1.5, {"via": "knn"})]
+    write(tmp_path, "q2-circle", 0, "audit.json", {**audit_file(0, rows, prediction="knn"), "preset": "q2-circle"})
+    text = write_report("quick", tmp_path).read_text()
+    assert "| 1.50 (n=1), 200 imgs" in row(text, "q2-circle")  # the AutoAttack column: the kNN's own
+    assert "q2-circle: transfer PGD-10 32.00% is above AutoAttack on the kNN's scores (1.50%)" in text
 
 
 def test_the_q2_figure_puts_every_model_and_attack_on_shared_axes(tmp_path):
