@@ -18,17 +18,15 @@ def accuracy(classifier, batches: Batches, attack=None, source=None, seed: int =
 
 
 def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int = 0, keep: int = 0) -> dict:
-    import sys
-
-    from tqdm.auto import tqdm
 
     from attacks.registry import run_attack
+    from core.progress import bar as progress_bar
 
     right, bounds = [], []  # per image: correct or not; per batch: the perturbation's size and pixel range
     kept, logs = {}, []      # logs: what the attack recorded per batch (AutoAttack: robust flags after each attack)
     label = "clean" if attack is None else f"{getattr(attack, 'label', attack.method)} ({attack.threat})"
-    # a progress bar on a terminal only (never in logs); the callers print a one-line summary
-    bar = tqdm(batches.epoch(), total=len(batches), desc=label, leave=False, disable=not sys.stderr.isatty())
+    # a bar on a terminal, a line a minute in a log (core.progress); the callers print a one-line summary
+    bar = progress_bar(batches.epoch(), total=len(batches), desc=label, unit="batch")
     if source is not None and getattr(attack, "via", "logits") != "logits":
         from core.errors import UsageError
 

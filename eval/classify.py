@@ -24,15 +24,12 @@ SURROGATE_SCALE = 10.0
 @torch.no_grad()
 def embed(model: nn.Module, batches: Batches) -> tuple[torch.Tensor, torch.Tensor]:
     """512-d pooled features of every image in batches (eval mode; the model's mode is restored)."""
-    import sys
-
-    from tqdm.auto import tqdm
+    from core.progress import bar as progress_bar
 
     was_training = model.training
     model.eval()
     feats, labels = [], []
-    for x, y in tqdm(batches.epoch(), total=len(batches), desc="embedding", leave=False,
-                     disable=not sys.stderr.isatty()):  # a bar on a terminal only
+    for x, y in progress_bar(batches.epoch(), total=len(batches), desc="embedding", unit="batch"):
         with batches.autocast():
             feats.append(model.features(x).float())
         labels.append(y)

@@ -31,11 +31,10 @@ def umap_run(ev: Evaluation, n_neighbors: int = 10, min_dist: float = 0.3, rando
     src, _ = source(ev, cfg, [attack], test.device)
     crafted_on = (src or target).logits_model
     clean_f, adv_f, labels = [], [], []
-    from tqdm.auto import tqdm
-
     from attacks.registry import run_attack
+    from core.progress import bar as progress_bar
 
-    bar = tqdm(test.epoch(), total=len(test), desc="features", leave=False, disable=not sys.stderr.isatty())
+    bar = progress_bar(test.epoch(), total=len(test), desc="features", unit="batch")
     for i, (x, y) in enumerate(bar):
         g = torch.Generator(device=x.device).manual_seed(attack.seed * 1_000_003 + i)
         with test.autocast():

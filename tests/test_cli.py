@@ -167,9 +167,10 @@ def test_version_prints_the_commit_and_library_versions():
 
 def test_json_puts_only_the_summary_on_stdout_and_quiet_prints_nothing(q2_run):
     result = runner.invoke(app, ["attack", "--model", str(q2_run), "--method", "fgsm", "--eval-size", "20",
-                                 "--out", str(q2_run / "j.json"), "--json"])
+                                 "--out", str(q2_run / "j.json"), "--json"], env={"TRUSTLAB_PROGRESS_EVERY": "1e-9"})
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # stdout is the JSON object alone: progress lines went to stderr
+    assert "FGSM" in result.stderr and " batch (" in result.stderr, result.stderr  # a line per batch, at 1e-9 s
     assert summary["out"] == str(q2_run / "j.json") and summary["results"][0]["method"] == "fgsm"
     assert summary["results"][0]["n"] == 20
     quiet = runner.invoke(app, ["knn-eval", "--model", str(q2_run), "--method", "fgsm", "--n", "20", "--quiet",

@@ -32,6 +32,7 @@ from core.dist import sum_over_ranks
 from core.dist import teardown as teardown_dist
 from core.errors import RunFailure, UsageError
 from core.io import clean_partial, ensure_dir, exclusive, mtime_ns, to_jsonable
+from core.progress import bar as progress_bar
 from core.provenance import provenance
 from core.seed import seed_everything
 from core.tracking import Tracker, group, run_name
@@ -146,7 +147,6 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     RunConfig when the loss is TRADES (its eps, step size and steps shape the inner maximisation). A scheduler
     with per_step set steps after every optimizer step. adv_train_mode: the training attack is crafted with the
     model in train mode (Fast-AT). on_step: called after every optimizer step (checkpoint selection)."""
-    from tqdm.auto import tqdm
 
     wrapped = getattr(model, "_orig_mod", model)  # under torch.compile
     plain = getattr(wrapped, "module", wrapped)   # under DDP
@@ -159,8 +159,8 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
     correct = torch.zeros((), dtype=torch.int64, device=dev)
     seen = 0
     bad_step = torch.full((), -1, dtype=torch.int64, device=dev)  # first non-finite step, no host sync
-    bar = tqdm(batches.epoch(seed * 100_003 + epoch), total=len(batches), leave=False, disable=not progress,
-               desc=f"epoch {epoch + 1}", unit="batch", file=sys.stderr)
+    bar = progress_bar(batches.epoch(seed * 100_003 + epoch), total=len(batches), desc=f"epoch {epoch + 1}",
+                       unit="batch", enabled=progress)
     adv_seen = torch.zeros((), dtype=torch.int64, device=dev)  # counted on the device: no sync per step
     ddp = isinstance(wrapped, torch.nn.parallel.DistributedDataParallel)
     with wrapped.join() if ddp else contextlib.nullcontext():  # DDP: shards may differ by one batch
@@ -291,7 +291,7 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
     ensure_dir(out)
     started = time.time()
     dist = setup_dist(cfg.device)
-    progress = (sys.stderr.isatty() if progress is None else progress) and dist.is_main
+    progress = progress is not False and dist.is_main  # None: a bar on a terminal, a line a minute in a log
     device = pick_device(cfg.device, dist.local_rank, dist.world)
     seed_everything(cfg.seed, cfg.deterministic)
 

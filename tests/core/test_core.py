@@ -123,3 +123,31 @@ def test_a_full_disk_is_said_in_one_line_whatever_the_library_calls_it(tmp_path,
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**12, 0, 10**12))
     with pytest.raises(RuntimeError, match="enforce fail"):
         atomic_write(tmp_path / "model.pt", torch_full)
+
+
+def _slow(n, pause=0.02):
+    import time
+
+    for i in range(n):
+        time.sleep(pause)
+        yield i
+
+
+def test_progress_in_a_log_is_a_plain_line_now_and_then(monkeypatch, capsys):
+    from core.progress import EVERY_ENV, bar
+
+    monkeypatch.setenv(EVERY_ENV, "0.03")  # capsys's stderr is not a terminal: lines, not a bar
+    assert list(bar(_slow(8), total=8, desc="epoch 3", unit="batch")) == list(range(8))
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert "\r" not in err and 1 <= len(lines) <= 8, err
+    assert all(line.startswith("epoch 3: ") and "/8 batch" in line and "left" in line for line in lines), err
+    monkeypatch.setenv(EVERY_ENV, "60")  # a loop shorter than the interval says nothing
+    assert list(bar(_slow(3, 0.0), total=3, desc="clean")) == [0, 1, 2]
+    for off in ({EVERY_ENV: "0"}, {}):  # 0 turns the lines off; enabled=False (--quiet, DDP's other ranks) too
+        monkeypatch.setenv(EVERY_ENV, off.get(EVERY_ENV, "0.03"))
+        assert list(bar(_slow(5), total=5, desc="x", enabled=bool(off))) == list(range(5))
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv(EVERY_ENV, "soon")
+    with pytest.raises(UsageError, match=EVERY_ENV):
+        bar(range(2), total=2)

@@ -1,0 +1,49 @@
+"""Progress on stderr for the long loops (training epochs, evaluations, embeddings).
+
+On a terminal: a tqdm bar that disappears when the loop ends. In a log (stderr is a file or a pipe: `make` in the
+background, a SLURM job, CI): no bar, but a plain line at most every TRUSTLAB_PROGRESS_EVERY seconds (default 60;
+0 turns them off), and none for a loop shorter than that, so a run's log says where a 10-minute epoch is without
+filling up with carriage returns. The lines go to whatever sys.stderr is when they are written (--quiet's sink).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+EVERY_ENV = "TRUSTLAB_PROGRESS_EVERY"
+LINE_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%), {elapsed} elapsed, about {remaining} left"
+
+
+class _Lines:
+    """A file for tqdm that writes each status as a line of its own (carriage returns and blank clears dropped)."""
+
+    def write(self, text: str) -> None:
+        for part in text.replace("\r", "\n").split("\n"):
+            if part.strip():
+                sys.stderr.write(part.rstrip() + "\n")
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def every() -> float:
+    """Seconds between two progress lines in a log (TRUSTLAB_PROGRESS_EVERY; 0 or less: no lines)."""
+    raw = os.environ.get(EVERY_ENV, "60")
+    try:
+        return float(raw)
+    except ValueError:
+        from core.errors import UsageError
+
+        raise UsageError(f"{EVERY_ENV}={raw!r}: give the seconds between progress lines (0 turns them off)") from None
+
+
+def bar(iterable, total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True):
+    """`iterable` wrapped in the progress display that suits stderr (see the module's doc); enabled=False: none."""
+    from tqdm.auto import tqdm
+
+    if sys.stderr.isatty():
+        return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, disable=not enabled, file=sys.stderr)
+    seconds = every()
+    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, disable=not enabled or seconds <= 0,
+                file=_Lines(), mininterval=seconds, maxinterval=max(seconds, 10.0), delay=seconds,
+                bar_format=LINE_FORMAT if total else "{desc}: {n_fmt} {unit}, {elapsed} elapsed")
