@@ -92,7 +92,8 @@ def disagreements(results: list[dict], a: dict, b: dict) -> int | None:
     return max(counts) if counts else None
 
 
-def _acc(results: list[dict], key: dict):
+def accuracy_under(results: list[dict], key: dict):
+    """stats() of the seeds' accuracy under the attack `key` names ("clean" for none); None where no seed ran it."""
     if key.get("method") == "clean":
         return stats([r["clean_acc"] for r in results if "clean_acc" in r])
     return robust(results, key["method"], key.get("threat", "white-box"), key.get("steps"), key.get("restarts", 1),
@@ -108,7 +109,7 @@ def compare(results: list[dict], a: dict, b: dict, n: int):
     if paired is not None:
         # the mean accuracies stand as the difference (equal to the records' unless a seed lacks a row)
         return paired
-    return verdict(_acc(results, a), _acc(results, b), n, n)
+    return verdict(accuracy_under(results, a), accuracy_under(results, b), n, n)
 
 
 def _noise_text(results: list[dict], a: dict, b: dict, v) -> str:
@@ -131,7 +132,7 @@ SCORE = (({"method": "square", "threat": "black-box"}, "Square"),
 def model_autoattack(audit: list[dict]) -> tuple[dict, str]:
     """(key, label) of the model's AutoAttack: on a kNN model the one on the kNN's scores, whose success test is
     the kNN's vote (the one through the centroid surrogate stops on the surrogate's argmax); else the plain one."""
-    if _acc(audit, AUTO_KNN) is not None:
+    if accuracy_under(audit, AUTO_KNN) is not None:
         return AUTO_KNN, "AutoAttack on the kNN's scores"
     return AUTO, "AutoAttack"
 
@@ -142,15 +143,15 @@ def audit_checks(audit: list[dict]) -> list[dict]:
     n = test_n(audit)
     if not audit or not n:
         return []
-    have = lambda key: _acc(audit, key) is not None
+    have = lambda key: accuracy_under(audit, key) is not None
     out = []
-    clean = _acc(audit, CLEAN)
+    clean = accuracy_under(audit, CLEAN)
     if clean and reaches(clean[0], n, CHANCE):  # at chance: no attack has anything to remove
         out.append(_check(0, "the model is above chance", None,
                           f"clean accuracy {clean[0]:.2f}% on {n:,} images: its 95% interval reaches chance "
                           f"({CHANCE:g}%), "
                           "so the attack comparisons below cannot show anything"))
-    acc = lambda key: _acc(audit, key)[0]
+    acc = lambda key: accuracy_under(audit, key)[0]
     if have(FGSM) and have(PGD10):
         v = compare(audit, PGD10, FGSM, n)
         out.append(_check(1, "iterative not weaker than single-step", not v.above,

@@ -11,6 +11,7 @@ from eval.audit import (
     FGSM,
     OUTCOMES,
     PGD10,
+    accuracy_under,
     audit_checks,
     compare,
     model_autoattack,
@@ -226,7 +227,7 @@ def above_autoattack(name: str, cells: dict, rob: list[dict], aa: list[dict]) ->
     """Any robust-accuracy column above AutoAttack's beyond the noise overstates the model's robustness (audit
     check 3's upper side): flag it, so no number in the table stands above AutoAttack unflagged."""
     key, aa_label = model_autoattack(aa)  # a kNN model's: the one on the kNN's scores
-    a, n_a, n_r = robust(aa, "autoattack", via=key.get("via", "logits")), test_n(aa), test_n(rob)
+    a, n_a, n_r = accuracy_under(aa, key), test_n(aa), test_n(rob)
     flags = []
     for c, lab in _ATTACK_NAMES.items():
         w = cells[c]

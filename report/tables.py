@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval.audit import model_autoattack, robust, test_n, worst
+from eval.audit import accuracy_under, model_autoattack, robust, test_n, worst
 from eval.stats import average_half_width, stats, wilson
 from loaders.registry import label
 from report.load import key, metric, runs, skipped, test_size, used_stand_ins
@@ -185,7 +185,7 @@ def robustness(root: Path, q, secs: dict) -> Measured:
             delta(cells["clean"], ref.get(f"{dataset}_test_acc"), m.stand_in),
             study(ref.get("adversarial")), ours(rob, tr, n_rob), delta(tr, ref.get("adversarial"), m.stand_in)]
             + [ours(rob, cells[c], n_rob) for c in ROBUST_COLUMNS]
-            + [ours([], robust(aud, "autoattack", via=model_autoattack(aud)[0].get("via", "logits")), n_aud),
+            + [ours([], accuracy_under(aud, model_autoattack(aud)[0]), n_aud),
                ours([], low[0] if low else None, n_aud, attack=low[1] if low else "")]))
     return m
 
