@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 EVERY_ENV = "TRUSTLAB_PROGRESS_EVERY"
-LINE_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%), {elapsed} elapsed, about {remaining} left"
+LINE_FORMAT = ("{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%), {elapsed} elapsed, about {remaining} left"
+               "{postfix}")
 
 
 class _Lines:
-    """A file for tqdm that writes each status as a line of its own (carriage returns and blank clears dropped)."""
+    """A file for tqdm that writes each status as a line of its own (carriage returns and blank clears dropped),
+    and none sooner than `seconds` after the loop started or after the last line: a forced refresh
+    (set_postfix every step, say) cannot fill the log."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.last = seconds, time.monotonic()
 
     def write(self, text: str) -> None:
         for part in text.replace("\r", "\n").split("\n"):
-            if part.strip():
+            now = time.monotonic()
+            if part.strip() and now - self.last >= self.seconds:
                 sys.stderr.write(part.rstrip() + "\n")
+                self.last = now
 
     def flush(self) -> None:
         sys.stderr.flush()
@@ -45,5 +54,5 @@ def bar(iterable, total: int | None = None, desc: str = "", unit: str = "it", en
         return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, disable=not enabled, file=sys.stderr)
     seconds = every()
     return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, disable=not enabled or seconds <= 0,
-                file=_Lines(), mininterval=seconds, maxinterval=max(seconds, 10.0), delay=seconds,
-                bar_format=LINE_FORMAT if total else "{desc}: {n_fmt} {unit}, {elapsed} elapsed")
+                file=_Lines(seconds), mininterval=seconds, maxinterval=max(seconds, 10.0), delay=seconds,
+                bar_format=LINE_FORMAT if total else "{desc}: {n_fmt} {unit}, {elapsed} elapsed{postfix}")

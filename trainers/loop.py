@@ -206,7 +206,7 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
                                      f"(lr {optimizer.param_groups[0]['lr']:g} too high?); the last good "
                                      "checkpoint is kept")
                 if progress:
-                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}")
+                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", refresh=False)
             if stop["signal"] is not None:
                 raise Interrupted(f"interrupted during epoch {epoch + 1}; " + (
                     f"rerun with --resume to continue from epoch {epoch + 1}" if epoch > 0 else

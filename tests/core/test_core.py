@@ -142,8 +142,16 @@ def test_progress_in_a_log_is_a_plain_line_now_and_then(monkeypatch, capsys):
     lines = err.splitlines()
     assert "\r" not in err and 1 <= len(lines) <= 8, err
     assert all(line.startswith("epoch 3: ") and "/8 batch" in line and "left" in line for line in lines), err
-    monkeypatch.setenv(EVERY_ENV, "60")  # a loop shorter than the interval says nothing
-    assert list(bar(_slow(3, 0.0), total=3, desc="clean")) == [0, 1, 2]
+    monkeypatch.setenv(EVERY_ENV, "60")  # a loop shorter than the interval says nothing, forced refreshes or not
+    shown = bar(_slow(3, 0.0), total=3, desc="clean")
+    for _ in shown:
+        shown.set_postfix(loss="0.5")  # refresh=True: tqdm writes at once; the log still gets no line
+    monkeypatch.setenv(EVERY_ENV, "0.05")
+    shown = bar(_slow(6), total=6, desc="epoch 4")
+    for _ in shown:
+        shown.set_postfix(loss="0.25")
+    lines = capsys.readouterr().err.splitlines()
+    assert 1 <= len(lines) <= 3 and all(line.startswith("epoch 4: ") for line in lines), lines  # 0.12 s, 0.05 apart
     for off in ({EVERY_ENV: "0"}, {}):  # 0 turns the lines off; enabled=False (--quiet, DDP's other ranks) too
         monkeypatch.setenv(EVERY_ENV, off.get(EVERY_ENV, "0.03"))
         assert list(bar(_slow(5), total=5, desc="x", enabled=bool(off))) == list(range(5))
