@@ -18,7 +18,6 @@ def accuracy(classifier, batches: Batches, attack=None, source=None, seed: int =
 
 
 def evaluate(classifier, batches: Batches, attack=None, source=None, seed: int = 0, keep: int = 0) -> dict:
-
     from attacks.registry import run_attack
     from core.progress import bar as progress_bar
 
