@@ -89,12 +89,14 @@ class Verdict:
     """Whether a − b is beyond the noise. test: the rule that judged it ("binomial": difference_noise on both
     test-set sizes; "Welch t": Welch's t test on the seeds, the sizes unknown; "McNemar": the exact paired test on per-image
     records; "unknown": neither, one seed and no sizes); difference and noise in points; beyond None when the
-    noise is unknown; p the paired test's two-sided p-value (None for the other rules)."""
+    noise is unknown; p the paired test's two-sided p-value (None for the other rules); seeds: how many seeds'
+    pairs of records a paired test pooled (None for the other rules)."""
     test: str
     difference: float
     noise: float | None
     beyond: bool | None
     p: float | None = None
+    seeds: int | None = None
 
     def said(self) -> str:
         """The judgement's basis in words: "McNemar p = 0.031" or "binomial noise ±5.20"."""
@@ -156,7 +158,7 @@ def paired_verdict(pairs: list[tuple[str, str]]) -> Verdict | None:
     p = mcnemar_p(b, c)
     smallest = next((k for k in range(1, total + 1) if mcnemar_p(k, 0) < ALPHA), None)
     noise = 100 * (smallest - 1) / total if smallest else float("inf")
-    return Verdict("McNemar", 100 * (b - c) / total, noise, p < ALPHA, p)
+    return Verdict("McNemar", 100 * (b - c) / total, noise, p < ALPHA, p, len(pairs))
 
 
 BOOTSTRAP_REPS = 10_000
@@ -188,7 +190,7 @@ def paired_bootstrap(pairs: list[tuple[str, str]], reps: int = BOOTSTRAP_REPS, s
     observed /= len(pairs)
     lo, hi = np.percentile(draws, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
     p = min(1.0, 2 * min(float((draws <= 0).mean()), float((draws >= 0).mean())))
-    return Verdict("paired bootstrap", observed, float(hi - lo) / 2, bool(lo > 0 or hi < 0), p)
+    return Verdict("paired bootstrap", observed, float(hi - lo) / 2, bool(lo > 0 or hi < 0), p, len(pairs))
 
 
 def welch(a, b) -> Verdict:

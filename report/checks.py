@@ -32,9 +32,11 @@ _ATTACK_NAMES = {("white-box", "pgd"): "white-box PGD-10", ("white-box", "fgsm")
 
 def paired_gain(rs: list[dict], base_rs: list[dict], study: str):
     """The paired bootstrap (eval/stats.py) of a section against its comparison on one dataset's test images,
-    seed by seed, when every seed of both stored per-image records of the same test set; None otherwise. The same
-    test set: the same dataset, size and data seed (which draws the stratified subset); not the same path to its
-    files, which differs between machines and between a relative and an absolute --data-root."""
+    seed by seed, over the seeds both ran (a seed run on one side only has nothing to pair with; the verdict's
+    `seeds` says how many were pooled), when each of those seeds stored per-image records of the same test set on
+    both sides; None otherwise. The same test set: the same dataset, size and data seed (which draws the
+    stratified subset); not the same path to its files, which differs between machines and between a relative
+    and an absolute --data-root."""
     def records(runs_):
         def test_set(r):
             described = dict((r.get("datasets") or {}).get(key(r, study, "_test")) or {})
@@ -42,9 +44,10 @@ def paired_gain(rs: list[dict], base_rs: list[dict], study: str):
             return described, (r.get("config") or {}).get("data_seed")
         return {r.get("seed"): ((r.get("correct") or {}).get(key(r, study, "_test")), test_set(r)) for r in runs_}
     ours, theirs = records(rs), records(base_rs)
-    if not ours or set(ours) != set(theirs) or any(ours[s][1] != theirs[s][1] for s in ours):
+    both = sorted(set(ours) & set(theirs), key=str)
+    if not both or any(ours[s][1] != theirs[s][1] for s in both):
         return None
-    return paired_bootstrap([(ours[s][0], theirs[s][0]) for s in sorted(ours, key=str)])
+    return paired_bootstrap([(ours[s][0], theirs[s][0]) for s in both])
 
 
 def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
@@ -59,7 +62,9 @@ def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
         v = (paired[0] if paired else None) or verdict(ours, base, n_a, n_b)
         head = f"{name} vs {base_name} on {label}: {v.difference:+.2f} points"
         if v.test == "paired bootstrap":
-            why = (f"paired bootstrap over the same {n_a:,} test images and {min(ours[2], base[2])} seed(s): 95% "
+            some = (f", the {v.seeds} both ran (the table's means are over {ours[2]} and {base[2]})"
+                    if (ours[2], base[2]) != (v.seeds, v.seeds) else "")
+            why = (f"paired bootstrap over the same {n_a:,} test images and {v.seeds} seed(s){some}: 95% "
                    f"interval of the difference ±{v.noise:.2f}, "
                    + (f"p < {1 / BOOTSTRAP_REPS:g}" if v.p == 0 else f"p = {v.p:.2g}"))
             flags.append(f"{head}, " + (f"**beyond noise** ({why})." if v.beyond else f"within noise ({why})."))

@@ -153,6 +153,28 @@ def test_a_gain_over_the_comparison_is_judged_by_the_paired_bootstrap_when_both_
     assert "q1-adam vs q1-baseline on SVHN: +0.00 points, within noise (noise" in text
 
 
+def test_a_method_with_fewer_seeds_than_its_comparison_is_paired_on_the_seeds_both_ran(tmp_path):
+    """Three seeds of the comparison, one of the method (a long run cut short): the paired bootstrap on seed 0
+    alone, and the flag says the table's means are over other seed counts; with no seed in common, no pairing."""
+    n = 1000
+    bits = lambda k: "1" * k + "0" * (n - k)
+    test_set = {"mnist_test": {"size": n, "source": "mnist"}}
+    for seed, right in ((0, 700), (1, 760), (2, 760)):
+        r = q1_result("q1-baseline", seed, 90.0, 100 * right / n)
+        write(tmp_path, "q1-baseline", seed, "metrics.json", {**r, "datasets": test_set, "correct": {"mnist_test": bits(right)}})
+    r = q1_result("q1-adam", 0, 90.0, 73.0)
+    write(tmp_path, "q1-adam", 0, "metrics.json", {**r, "datasets": test_set, "correct": {"mnist_test": bits(730)}})
+    text = write_report("quick", tmp_path).read_text()
+    # seed 0 against seed 0: +3.00 (the unpaired means would give 73.00 - 74.00 = -1.00)
+    assert ("q1-adam vs q1-baseline on MNIST: +3.00 points, **beyond noise** (paired bootstrap over the same 1,000 "
+            "test images and 1 seed(s), the 1 both ran (the table's means are over 1 and 3)") in text
+    shutil.rmtree(tmp_path / "quick" / "q1-adam" / "seed-0")
+    r = q1_result("q1-adam", 5, 90.0, 73.0)
+    write(tmp_path, "q1-adam", 5, "metrics.json", {**r, "datasets": test_set, "correct": {"mnist_test": bits(730)}})
+    text = write_report("quick", tmp_path).read_text()
+    assert "q1-adam vs q1-baseline on MNIST" in text and "paired bootstrap over" not in text
+
+
 def test_the_paired_bootstrap_takes_one_test_set_read_through_two_paths_but_not_two_subsets(tmp_path):
     """The files' path (a relative or absolute --data-root, another machine) is not the test set; its dataset,
     size and data seed (the stratified subset) are."""
