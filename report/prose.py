@@ -116,7 +116,23 @@ def what_ran(rs: list[dict]) -> str:
 
 
 def seeds_line(rs: list[dict]) -> str:
-    return f"Seeds: {', '.join(map(str, sorted({r['seed'] for r in rs})))}."
+    """The seeds, and for runs that kept their best validation checkpoint (`selection` in metrics.json), which
+    iteration each seed kept and its validation accuracy."""
+    line = f"Seeds: {', '.join(map(str, sorted({r['seed'] for r in rs})))}."
+    chosen = sorted(((r["seed"], r["selection"]) for r in rs if isinstance(r.get("selection"), dict)),
+                    key=lambda pair: pair[0])
+    if not chosen:
+        return line
+    every = " / ".join(sorted({f"{e:,}" if isinstance(e, int) else str(e) for e in (c.get("every") for _, c in chosen)}))
+    draws = max((c["draws"] for _, c in chosen if isinstance(c.get("draws"), int)), default=1)
+
+    def one(seed, c):
+        it, val = c.get("iteration"), c.get("val_acc")
+        return (f"seed {seed} at iteration " + (f"{it:,}" if isinstance(it, int) else str(it))
+                + (f" (validation {val:.2f}%)" if isinstance(val, (int, float)) else ""))
+    return (f"{line} Kept checkpoint, the best validation accuracy checked every {every} iterations"
+            + (f" (RandConv on, the mean of {draws} draws)" if draws > 1 else "")
+            + ": " + "; ".join(one(seed, c) for seed, c in chosen) + ".")
 
 
 FIGURES = (("curves.png", "training curves"), ("robustness-examples.png", "adversarial examples"),

@@ -218,6 +218,20 @@ def test_the_dg_table_per_target_with_n_intervals_published_rows_and_noise(tmp_p
     assert (tmp_path / "quick" / "dg-targets.png").is_file() and "![dg: accuracy per domain](dg-targets.png)" in text
 
 
+def test_the_dg_section_says_which_checkpoint_each_seed_kept(tmp_path):
+    for seed, (it, val) in enumerate(((7250, 98.69), (2500, 97.155))):
+        r = dg_result("dg-randconv-digitnet", seed, 98.0, 80.0)
+        write(tmp_path, "dg-randconv-digitnet", seed, "metrics.json",
+              {**r, "selection": {"every": 250, "draws": 10, "iteration": it, "val_acc": val}})
+    write(tmp_path, "dg-erm-digitnet", 0, "metrics.json", dg_result("dg-erm-digitnet", 0, 98.0, 78.0))
+    text = write_report("quick", tmp_path).read_text()
+    assert ("Seeds: 0, 1. Kept checkpoint, the best validation accuracy checked every 250 iterations (RandConv on, "
+            "the mean of 10 draws): seed 0 at iteration 7,250 (validation 98.69%); seed 1 at iteration 2,500 "
+            "(validation 97.16%).") in text
+    erm = text.split("### dg-erm-digitnet")[1].split("###")[0]
+    assert "Seeds: 0." in erm and "Kept checkpoint" not in erm  # a run without a selection record says nothing
+
+
 def audit_file(seed, rows, n=200, prediction="argmax", sanity=None):
     return {"preset": "q2-baseline", "profile": "quick", "seed": seed, "test": {"n": n}, "prediction": prediction,
             "results": [dict(threat_model=t, method=m, robust_acc=v, label=m, **extra) for t, m, v, extra in rows],
