@@ -79,6 +79,23 @@ def test_consistency_loss_against_a_naive_loop():
     assert consistency_loss(same, 3).item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_consistency_loss_keeps_a_finite_gradient_when_a_softmax_underflows():
+    """A confident view (a logit gap of 200: its other classes' softmax is exactly 0 in float32) once made the
+    gradient NaN and stopped a paper-profile run; the reference is the definition in float64, where nothing
+    underflows (exp(-200) is about 1e-87)."""
+    logits = torch.tensor([[200.0, 0, 0], [0, 1, 2], [200.0, 0, 0], [0, 1, 2.5]], requires_grad=True)
+    loss = consistency_loss(logits, 2)
+    loss.backward()
+    ref_logits = logits.detach().double().requires_grad_(True)
+    probs = F.softmax(ref_logits, dim=1).chunk(2)
+    log_m = torch.stack(probs).mean(0).clamp(min=1e-7).log()
+    ref = sum((p * (p.log() - log_m)).sum(1).mean() for p in probs) / 2
+    ref.backward()
+    assert torch.isfinite(logits.grad).all()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    assert torch.allclose(logits.grad.double(), ref_logits.grad, atol=1e-6)
+
+
 def test_a_randconv_section_trains_at_smoke_and_records_its_settings(tmp_path, data_root):
     """One smoke epoch with RandConv through the one training loop; its settings land in the config."""
     import json

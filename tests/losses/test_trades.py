@@ -30,3 +30,17 @@ def test_trades_is_cross_entropy_plus_beta_times_the_kl_and_both_terms_carry_gra
     loss.backward()
     assert nat.grad.abs().sum() > 0 and adv.grad.abs().sum() > 0  # the paper's code does not detach f(x)
     assert TradesLoss(beta=0.0)(nat, adv, y).item() == pytest.approx(F.cross_entropy(nat, y).item())
+
+
+def test_robust_kl_keeps_a_finite_gradient_when_the_natural_softmax_underflows():
+    """softmax f(x) with a logit gap of 200 is exactly 0 off its class in float32; the gradient through it must
+    stay finite and equal the definition's in float64 (where nothing underflows)."""
+    nat = torch.tensor([[200.0, 0, 0], [0, 1, 2]], requires_grad=True)
+    adv = torch.tensor([[150.0, 0, 3], [1, 0, 2]], requires_grad=True)
+    robust_kl(adv, nat).backward()
+    nat64, adv64 = nat.detach().double().requires_grad_(True), adv.detach().double().requires_grad_(True)
+    p, log_q = F.softmax(nat64, 1), F.log_softmax(adv64, 1)
+    ((p * (p.log() - log_q)).sum() / 2).backward()
+    assert torch.isfinite(nat.grad).all() and torch.isfinite(adv.grad).all()
+    assert torch.allclose(nat.grad.double(), nat64.grad, atol=1e-6)
+    assert torch.allclose(adv.grad.double(), adv64.grad, atol=1e-6)
