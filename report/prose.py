@@ -115,10 +115,28 @@ def what_ran(rs: list[dict]) -> str:
             f"{init}, images at {size}" + (f"; {', '.join(recipe)}" if recipe else "") + f"; tested on {tested}.")
 
 
+def resumed(rs: list[dict]) -> str:
+    """For each seed trained in more than one process (a --resume), which epochs ran at which commit, from the
+    results file's provenance.segments; '' when every run ran in one process."""
+    def commit(c) -> str:
+        c = str(c)
+        return c[:7] + c[40:] if len(c) >= 40 else c  # a hash, shortened, keeping '-dirty'
+
+    parts = []
+    for r in sorted(rs, key=lambda r: r["seed"]):
+        segs = [s for s in (r.get("provenance") or {}).get("segments") or [] if isinstance(s, dict)]
+        if len(segs) > 1:
+            parts.append(f"seed {r['seed']} in {len(segs)} processes (" + ", ".join(
+                f"epochs {s.get('epochs', ['?', '?'])[0]}-{s.get('epochs', ['?', '?'])[-1]} at "
+                f"{commit(s.get('git_commit'))}" for s in segs) + ")")
+    return ("Resumed with --resume: " + "; ".join(parts) + ".") if parts else ""
+
+
 def seeds_line(rs: list[dict]) -> str:
-    """The seeds, and for runs that kept their best validation checkpoint (`selection` in metrics.json), which
-    iteration each seed kept and its validation accuracy."""
-    line = f"Seeds: {', '.join(map(str, sorted({r['seed'] for r in rs})))}."
+    """The seeds, which of them were resumed (and at which commits), and for runs that kept their best validation
+    checkpoint (`selection` in metrics.json), which iteration each seed kept and its validation accuracy."""
+    line = " ".join(part for part in (f"Seeds: {', '.join(map(str, sorted({r['seed'] for r in rs})))}.",
+                                      resumed(rs)) if part)
     chosen = sorted(((r["seed"], r["selection"]) for r in rs if isinstance(r.get("selection"), dict)),
                     key=lambda pair: pair[0])
     if not chosen:

@@ -200,19 +200,22 @@ def check_finite(model, when: str) -> None:
 
 
 def save_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, epoch: int, history: list,
-                    extra: dict | None = None) -> None:
-    """extra: what else a resumed run needs (the kept epoch's model state under keep_best)."""
+                    extra: dict | None = None, segments: list | None = None) -> None:
+    """extra: what else a resumed run needs (the kept epoch's model state under keep_best). segments: which
+    process trained which epochs, at which commit (trainers.loop.Segments), carried into the results file."""
     check_finite(model, f"in epoch {epoch + 1}")
     save_torch(Path(out) / CHECKPOINT, {
         "format": CHECKPOINT_FORMAT, "method": to_jsonable(cfg.method()), "epoch": epoch,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "extra": extra or {}})
+        "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "extra": extra or {},
+        "segments": segments or []})
 
 
 def restore_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, rank: int = 0,
-                       extra: dict | None = None) -> tuple[int, list]:
+                       extra: dict | None = None, segments: list | None = None) -> tuple[int, list]:
     """(first epoch to run, history so far); refuses a checkpoint of another configuration. `extra`, a dict, is
-    filled with what save_checkpoint stored beside the state."""
+    filled with what save_checkpoint stored beside the state; `segments`, a list, with the earlier processes'
+    records (one of unknown commit for a checkpoint written before they were kept)."""
     path = Path(out) / CHECKPOINT
     ckpt = load_torch(path, what="checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -231,6 +234,9 @@ def restore_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, r
     set_rng_state(ckpt["rng"], rank)
     if extra is not None:
         extra.update(ckpt.get("extra") or {})
+    if segments is not None:
+        segments.extend(ckpt.get("segments") or [{"epochs": [1, ckpt["epoch"] + 1], "git_commit": "unknown (the "
+                                                  "checkpoint predates segment records)"}])
     return ckpt["epoch"] + 1, ckpt["history"]
 
 

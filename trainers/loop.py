@@ -33,7 +33,7 @@ from core.dist import teardown as teardown_dist
 from core.errors import RunFailure, UsageError
 from core.io import clean_partial, ensure_dir, exclusive, mtime_ns, to_jsonable
 from core.progress import bar as progress_bar
-from core.provenance import provenance
+from core.provenance import device_name, git_commit, provenance
 from core.seed import seed_everything
 from core.tracking import Tracker, group, run_name
 from eval.accuracy import accuracy, bits, evaluate
@@ -311,9 +311,14 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
     loss_fn = build_loss(cfg)
     start_epoch, history, best = 0, [], {}  # best: the kept epoch's model state, epoch and robust val accuracy
     correct: dict = {}  # epoch -> {"<set>_test": per-image correctness}
+    segments: list = []  # which process trained which epochs, at which commit: the earlier ones', then this one's
     if resume:
-        start_epoch, history = restore_checkpoint(out, cfg, model, optimizer, scheduler, dist.rank, extra=best)
+        start_epoch, history = restore_checkpoint(out, cfg, model, optimizer, scheduler, dist.rank, extra=best,
+                                                  segments=segments)
         print(f"resuming {cfg.preset} from epoch {start_epoch + 1}", file=sys.stderr)
+    segment = {"epochs": [start_epoch + 1, start_epoch], "git_commit": git_commit(), "device": device_name(device),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "wall_seconds": 0.0}
+    segments.append(segment)
 
     train_model = model
     if dist.enabled:
@@ -368,8 +373,10 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                 history.append(row)
                 if cfg.keep_best:
                     keep_if_best(best, model, row, f"{cfg.train_on}_val_adv_acc")
+                segment["epochs"][1], segment["wall_seconds"] = epoch + 1, round(time.time() - started, 1)
                 if dist.is_main:  # only rank 0 writes
-                    save_checkpoint(out, cfg, model, optimizer, scheduler, epoch, history, extra=best)
+                    save_checkpoint(out, cfg, model, optimizer, scheduler, epoch, history, extra=best,
+                                    segments=segments)
                     tracker.log(_namespaced(row, study_names), step=epoch + 1)
                     print(_epoch_line(cfg, row), file=sys.stderr)
                 dist.barrier()
@@ -383,7 +390,7 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                 selected = selector.measure(Classifier(model, knn_train, cfg.knn_k), eval_batches,
                                             len(train_batches))
             results = _finish(cfg, out, model, history, described, device, started, dist.world, draw_curves,
-                              best.get("epoch"), correct, selected, randconv)
+                              best.get("epoch"), correct, selected, randconv, segments)
             tracker.summary(_namespaced(results["metrics"], study_names))
             if draw_curves is not None:
                 tracker.image(wandb_keys.CURVES_IMAGE, out / "curves.png")
@@ -504,12 +511,14 @@ def keep_if_best(best: dict, model: nn.Module, row: dict, key: str) -> None:
 
 def _finish(cfg, out: Path, model, history, described, device, started, world: int = 1, draw_curves=None,
             chosen: int | None = None, correct: dict | None = None, selected: dict | None = None,
-            randconv: RandConv | None = None) -> dict:
+            randconv: RandConv | None = None, segments: list | None = None) -> dict:
     """chosen: the kept epoch (1-based) under keep_best; its row gives the metrics, else the last epoch's.
     correct: {epoch: {"<set>_test": per-image bits}} of the epochs this process evaluated; the kept epoch's go
     into the results file (absent when it was evaluated before a --resume). selected: Selector.measure()'s
     numbers of the checkpoint kept by select_every (they replace the last epoch's accuracies). randconv: the
-    run's RandConv (its settings go into the results file)."""
+    run's RandConv (its settings go into the results file). segments: the processes that trained it (more than
+    one after a --resume), each with its epochs, commit, device and seconds; those that trained no epoch are left
+    out."""
     final = history[chosen - 1] if chosen else history[-1]
     metrics = {k: v for k, v in final.items() if k.startswith("train_") or k.endswith("_acc")}
     if selected:
@@ -531,7 +540,8 @@ def _finish(cfg, out: Path, model, history, described, device, started, world: i
                        "batch_per_rank": cfg.batch_size // world,  # of the section's batch_size, split over the ranks
                        "batchnorm": ("one process" if world == 1 else "synchronised across ranks (SyncBatchNorm)"
                                      if device.type == "cuda" else "per rank (gloo: SyncBatchNorm needs GPUs)"),
-                       **resolved(device, cfg.precision, cfg.channels_last)},
+                       **resolved(device, cfg.precision, cfg.channels_last),
+                       "segments": [s for s in segments or [] if s["epochs"][1] >= s["epochs"][0]]},
     })
     draw = None if draw_curves is None else lambda r, folder: draw_curves(r, folder / "curves.png")
     return finish_run(out, model, results, draw=draw)

@@ -230,6 +230,19 @@ def test_the_dg_section_says_which_checkpoint_each_seed_kept(tmp_path):
             "(validation 97.16%).") in text
     erm = text.split("### dg-erm-digitnet")[1].split("###")[0]
     assert "Seeds: 0." in erm and "Kept checkpoint" not in erm  # a run without a selection record says nothing
+    assert "Resumed" not in text
+
+
+def test_the_report_says_which_seeds_were_resumed_and_at_which_commits(tmp_path):
+    a, b = "1abbe97" + "0" * 33, "993b5a1" + "f" * 33
+    runs = {0: [([1, 14], a), ([15, 32], b + "-dirty")], 1: [([1, 32], b)]}
+    for seed, segs in runs.items():
+        r = dg_result("dg-randconv-digitnet", seed, 98.0, 80.0)
+        write(tmp_path, "dg-randconv-digitnet", seed, "metrics.json",
+              {**r, "provenance": {"segments": [{"epochs": e, "git_commit": c} for e, c in segs]}})
+    text = write_report("quick", tmp_path).read_text()
+    assert ("Seeds: 0, 1. Resumed with --resume: seed 0 in 2 processes (epochs 1-14 at 1abbe97, epochs 15-32 at "
+            "993b5a1-dirty).") in text
 
 
 def audit_file(seed, rows, n=200, prediction="argmax", sanity=None):

@@ -65,6 +65,11 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, monkeyp
     resumed = run(tiny_(), tmp_path / "cut", wandb=False, resume=True)
     assert _strip_time(resumed) == _strip_time(full)
     assert resumed["metrics"] == full["metrics"]
+    # the results file says which process trained which epochs, and at which commit
+    segs = lambda r: [(s["epochs"], s["git_commit"]) for s in r["provenance"]["segments"]]
+    commit = full["provenance"]["git_commit"]
+    assert segs(full) == [([1, 2], commit)]
+    assert segs(resumed) == [([1, 1], commit), ([2, 2], commit)]
 
 
 def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, monkeypatch):
@@ -84,8 +89,13 @@ def test_a_checkpoint_from_before_a_new_field_still_resumes(tmp_path, monkeypatc
     for field in ("arch", "randconv", "optional_eval", "train_take"):
         ckpt["method"].pop(field)
     torch.save(ckpt, tmp_path / "r" / "checkpoint.pt")
+    ckpt.pop("segments")  # written before segments were recorded: the earlier epochs' commit is unknown
+    torch.save(ckpt, tmp_path / "r" / "checkpoint.pt")
     monkeypatch.undo()
-    assert run(tiny(), tmp_path / "r", wandb=False, resume=True)["history"][-1]["epoch"] == 2
+    resumed = run(tiny(), tmp_path / "r", wandb=False, resume=True)
+    assert resumed["history"][-1]["epoch"] == 2
+    assert [s["epochs"] for s in resumed["provenance"]["segments"]] == [[1, 1], [2, 2]]
+    assert resumed["provenance"]["segments"][0]["git_commit"].startswith("unknown")
     with pytest.raises(UsageError, match=r"different run: preset .* \(and 1 more\)"):  # randconv: a real difference
         torch.save(ckpt, tmp_path / "r" / "checkpoint.pt")
         run(tiny("q1-randconv"), tmp_path / "r", wandb=False, resume=True, overwrite=True)
