@@ -122,13 +122,15 @@ def resumed(rs: list[dict]) -> str:
         c = str(c)
         return c[:7] + c[40:] if len(c) >= 40 else c  # a hash, shortened, keeping '-dirty'
 
+    def epochs(e) -> str:
+        return f"{e[0]}-{e[-1]}" if isinstance(e, list) and e else "?"
+
     parts = []
     for r in sorted(rs, key=lambda r: r["seed"]):
         segs = [s for s in (r.get("provenance") or {}).get("segments") or [] if isinstance(s, dict)]
         if len(segs) > 1:
             parts.append(f"seed {r['seed']} in {len(segs)} processes (" + ", ".join(
-                f"epochs {s.get('epochs', ['?', '?'])[0]}-{s.get('epochs', ['?', '?'])[-1]} at "
-                f"{commit(s.get('git_commit'))}" for s in segs) + ")")
+                f"epochs {epochs(s.get('epochs'))} at {commit(s.get('git_commit'))}" for s in segs) + ")")
     return ("Resumed with --resume: " + "; ".join(parts) + ".") if parts else ""
 
 
