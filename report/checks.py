@@ -50,6 +50,10 @@ def paired_gain(rs: list[dict], base_rs: list[dict], study: str):
     return paired_bootstrap([(ours[s][0], theirs[s][0]) for s in both])
 
 
+def _seeds(k: int) -> str:
+    return f"{k} seed" + ("" if k == 1 else "s")
+
+
 def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
     """Section `name` against `base_name`, per (label, ours stats, base stats, n ours, n base[, paired verdict]):
     judged by the paired bootstrap on per-image records when given, else by verdict (with both test-set sizes,
@@ -62,14 +66,14 @@ def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
         v = (paired[0] if paired else None) or verdict(ours, base, n_a, n_b)
         head = f"{name} vs {base_name} on {label}: {v.difference:+.2f} points"
         if v.test == "paired bootstrap":
-            some = (f", the {v.seeds} both ran (the table's means are over {ours[2]} and {base[2]})"
-                    if (ours[2], base[2]) != (v.seeds, v.seeds) else "")
-            why = (f"paired bootstrap over the same {n_a:,} test images and {v.seeds} seed(s){some}: 95% "
+            some = (f" ({'the one' if v.seeds == 1 else 'the ones'} both ran; the table's means are over "
+                    f"{ours[2]} and {base[2]})" if (ours[2], base[2]) != (v.seeds, v.seeds) else "")
+            why = (f"paired bootstrap over the same {n_a:,} test images and {_seeds(v.seeds)}{some}: 95% "
                    f"interval of the difference ±{v.noise:.2f}, "
                    + (f"p < {1 / BOOTSTRAP_REPS:g}" if v.p == 0 else f"p = {v.p:.2g}"))
             flags.append(f"{head}, " + (f"**beyond noise** ({why})." if v.beyond else f"within noise ({why})."))
         elif v.test == "binomial":
-            why = (f"noise ±{v.noise:.2f}: the larger of the seed spread ({min(ours[2], base[2])} seed(s)) and the "
+            why = (f"noise ±{v.noise:.2f}: the larger of the seed spread ({_seeds(min(ours[2], base[2]))}) and the "
                    f"95% binomial interval of {n_a:,} and {n_b:,} test images")
             flags.append(f"{head}, " + (f"**beyond noise** ({why})." if v.beyond else f"within noise ({why})."))
         elif v.beyond:

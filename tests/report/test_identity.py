@@ -148,7 +148,7 @@ def test_a_gain_over_the_comparison_is_judged_by_the_paired_bootstrap_when_both_
         write(tmp_path, name, 0, "metrics.json", {**r, "datasets": test_set, "correct": {"mnist_test": as_bits(right)}})
     text = write_report("quick", tmp_path).read_text()
     assert ("q1-adam vs q1-baseline on MNIST: +3.00 points, **beyond noise** (paired bootstrap over the same 1,000 "
-            "test images and 1 seed(s)") in text
+            "test images and 1 seed: 95%") in text
     # SVHN has no per-image records: the unpaired rule, which cannot call a 0-point difference anyway
     assert "q1-adam vs q1-baseline on SVHN: +0.00 points, within noise (noise" in text
 
@@ -167,7 +167,7 @@ def test_a_method_with_fewer_seeds_than_its_comparison_is_paired_on_the_seeds_bo
     text = write_report("quick", tmp_path).read_text()
     # seed 0 against seed 0: +3.00 (the unpaired means would give 73.00 - 74.00 = -1.00)
     assert ("q1-adam vs q1-baseline on MNIST: +3.00 points, **beyond noise** (paired bootstrap over the same 1,000 "
-            "test images and 1 seed(s), the 1 both ran (the table's means are over 1 and 3)") in text
+            "test images and 1 seed (the one both ran; the table's means are over 1 and 3)") in text
     shutil.rmtree(tmp_path / "quick" / "q1-adam" / "seed-0")
     r = q1_result("q1-adam", 5, 90.0, 73.0)
     write(tmp_path, "q1-adam", 5, "metrics.json", {**r, "datasets": test_set, "correct": {"mnist_test": bits(730)}})

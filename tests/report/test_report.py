@@ -143,7 +143,7 @@ def test_q2_presets_compared_with_the_baseline_against_seed_noise(tmp_path):
     # with the robustness files' 1,000 test images, each difference is judged against the larger of the seed
     # spread and the binomial interval, with the numbers that decide it
     assert "q2-adversarial vs q2-baseline on white-box FGSM: +30.00 points, **beyond noise** (noise ±3.56: the " \
-           "larger of the seed spread (2 seed(s)) and the 95% binomial interval of 1,000 and 1,000 test images)" in text
+           "larger of the seed spread (2 seeds) and the 95% binomial interval of 1,000 and 1,000 test images)" in text
     assert "q2-adversarial vs q2-baseline on white-box PGD: +20.00 points, **beyond noise**" in text
 
 
