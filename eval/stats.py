@@ -166,31 +166,35 @@ BOOTSTRAP_REPS = 10_000
 
 def paired_bootstrap(pairs: list[tuple[str, str]], reps: int = BOOTSTRAP_REPS, seed: int = 0) -> Verdict | None:
     """Is model a's accuracy minus model b's beyond the noise, from per-image records of the SAME test images ("1"
-    correct, one pair of strings per seed)? The paired bootstrap over images and seeds: each replicate resamples
-    every seed's images with replacement (the same images for a and b) and averages the seeds' differences.
-    noise: half the width of the difference's 95% percentile interval; beyond when that interval excludes 0;
-    p: the two-sided bootstrap p-value. Each image's difference is -1, 0 or +1, so a replicate is drawn exactly
-    as multinomial counts of the three (no n-sized resample per replicate). None if a record is missing or
-    the two records of a seed differ in length."""
+    correct, one pair of strings per training seed)? The paired bootstrap over seeds and images, two levels: each
+    replicate draws the seeds with replacement (so the training seeds' spread is in the noise, not only the test
+    images'), then resamples each drawn seed's images with replacement (the same images for a and b), and averages
+    the drawn seeds' differences; with one seed, the images alone. noise: half the width of the difference's 95%
+    percentile interval; beyond when that interval excludes 0; p: the two-sided bootstrap p-value. Each image's
+    difference is -1, 0 or +1, so a seed's replicate is drawn exactly as multinomial counts of the three (no
+    n-sized resample per replicate). None if a record is missing or the two records of a seed differ in length.
+    With two or three seeds the seed level is coarse (a bootstrap of so few values understates their spread)."""
     import numpy as np
 
     if not pairs:
         return None
-    rng, draws, observed = np.random.default_rng(seed), np.zeros(reps), 0.0
-    for x, y in pairs:
+    rng, k = np.random.default_rng(seed), len(pairs)
+    seeds = rng.integers(0, k, size=(reps, k)) if k > 1 else np.zeros((reps, 1), dtype=int)
+    diffs, observed = np.zeros((reps, k)), 0.0
+    for j, (x, y) in enumerate(pairs):
         if not x or not y or len(x) != len(y):
             return None
         n = len(x)
         up = sum(p == "1" and q == "0" for p, q in zip(x, y))
         down = sum(p == "0" and q == "1" for p, q in zip(x, y))
-        counts = rng.multinomial(n, [up / n, down / n, 1 - (up + down) / n], size=reps)
-        draws += 100 * (counts[:, 0] - counts[:, 1]) / n
+        counts = rng.multinomial(n, [up / n, down / n, 1 - (up + down) / n], size=(reps, k))
+        diffs += np.where(seeds == j, 100 * (counts[..., 0] - counts[..., 1]) / n, 0.0)
         observed += 100 * (up - down) / n
-    draws /= len(pairs)
-    observed /= len(pairs)
+    draws = diffs.mean(axis=1)
+    observed /= k
     lo, hi = np.percentile(draws, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
     p = min(1.0, 2 * min(float((draws <= 0).mean()), float((draws >= 0).mean())))
-    return Verdict("paired bootstrap", observed, float(hi - lo) / 2, bool(lo > 0 or hi < 0), p, len(pairs))
+    return Verdict("paired bootstrap", observed, float(hi - lo) / 2, bool(lo > 0 or hi < 0), p, k)
 
 
 def welch(a, b) -> Verdict:

@@ -68,7 +68,8 @@ def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
         if v.test == "paired bootstrap":
             some = (f" ({'the one' if v.seeds == 1 else 'the ones'} both ran; the table's means are over "
                     f"{ours[2]} and {base[2]})" if (ours[2], base[2]) != (v.seeds, v.seeds) else "")
-            why = (f"paired bootstrap over the same {n_a:,} test images and {_seeds(v.seeds)}{some}: 95% "
+            how = ", drawing seeds and images" if v.seeds > 1 else ""
+            why = (f"paired bootstrap over the same {n_a:,} test images and {_seeds(v.seeds)}{some}{how}: 95% "
                    f"interval of the difference ±{v.noise:.2f}, "
                    + (f"p < {1 / BOOTSTRAP_REPS:g}" if v.p == 0 else f"p = {v.p:.2g}"))
             flags.append(f"{head}, " + (f"**beyond noise** ({why})." if v.beyond else f"within noise ({why})."))

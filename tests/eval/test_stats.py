@@ -174,22 +174,40 @@ def _bootstrap_records(n, both, only_a, only_b, seed):
     return "".join(map(str, a[order])), "".join(map(str, b[order]))
 
 
-def test_paired_bootstrap_matches_a_naive_resampling_of_images():
-    pairs = [_bootstrap_records(300, 150, 30, 12, s) for s in range(2)]
-    v = paired_bootstrap(pairs, reps=20_000)
+def _naive_two_level_bootstrap(pairs, reps=4000):
+    """The textbook loop: draw the seeds with replacement, then resample each drawn seed's images (the same
+    indices for both models); the mean of the drawn seeds' differences."""
     rng = np.random.default_rng(1)
-    diffs = []
     arrays = [(np.array(list(x), dtype=int), np.array(list(y), dtype=int)) for x, y in pairs]
-    for _ in range(4000):  # the textbook loop: resample each seed's images, same indices for both models
+    diffs = []
+    for _ in range(reps):
         per_seed = []
-        for a, b in arrays:
+        for j in rng.integers(0, len(arrays), len(arrays)):
+            a, b = arrays[j]
             idx = rng.integers(0, len(a), len(a))
             per_seed.append(100 * (a[idx].mean() - b[idx].mean()))
         diffs.append(np.mean(per_seed))
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    assert v.test == "paired bootstrap" and v.difference == pytest.approx(6.0)
+    return np.percentile(diffs, [2.5, 97.5])
+
+
+@pytest.mark.parametrize("gains", [(18, 18), (18, 0, 9)])  # the same gain each seed; gains that differ by seed
+def test_paired_bootstrap_matches_a_naive_resampling_of_seeds_and_images(gains):
+    pairs = [_bootstrap_records(300, 150, 30, 30 - g, s) for s, g in enumerate(gains)]
+    v = paired_bootstrap(pairs, reps=20_000)
+    lo, hi = _naive_two_level_bootstrap(pairs)
+    assert v.test == "paired bootstrap" and v.seeds == len(gains)
+    assert v.difference == pytest.approx(100 * np.mean(gains) / 300)
     assert v.noise == pytest.approx((hi - lo) / 2, abs=0.3)
-    assert v.beyond and v.p < 0.05
+
+
+def test_the_paired_bootstrap_counts_the_training_seeds_spread():
+    """Two seeds on 10,000 images: one gains 6 points, the other nothing. Resampling images alone would call the
+    mean +3 beyond noise (±0.5); a draw of the second seed twice is as likely as any, so it is not."""
+    pairs = [_bootstrap_records(10_000, 7000, 900, 300, 0), _bootstrap_records(10_000, 7000, 300, 300, 1)]
+    v = paired_bootstrap(pairs)
+    assert v.difference == pytest.approx(3.0) and not v.beyond and v.noise > 2
+    same = paired_bootstrap([pairs[0], _bootstrap_records(10_000, 7000, 900, 300, 1)])  # both seeds gain 6
+    assert same.beyond and same.noise < 1
 
 
 def test_paired_bootstrap_calls_what_the_unpaired_rule_cannot_and_not_a_tie():

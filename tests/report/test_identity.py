@@ -175,6 +175,20 @@ def test_a_method_with_fewer_seeds_than_its_comparison_is_paired_on_the_seeds_bo
     assert "q1-adam vs q1-baseline on MNIST" in text and "paired bootstrap over" not in text
 
 
+def test_seeds_pooled_by_the_paired_bootstrap_are_resampled_too(tmp_path):
+    """Two seeds a side, one gaining 6 points and one nothing: +3 on average, within the seeds' spread."""
+    n = 2000
+    test_set = {"mnist_test": {"size": n, "source": "mnist"}}
+    for seed, (base, ours) in enumerate(((1400, 1520), (1400, 1400))):
+        for name, right in (("q1-baseline", base), ("q1-adam", ours)):
+            r = q1_result(name, seed, 90.0, 100 * right / n)
+            write(tmp_path, name, seed, "metrics.json",
+                  {**r, "datasets": test_set, "correct": {"mnist_test": "1" * right + "0" * (n - right)}})
+    text = write_report("quick", tmp_path).read_text()
+    assert ("q1-adam vs q1-baseline on MNIST: +3.00 points, within noise (paired bootstrap over the same 2,000 test "
+            "images and 2 seeds, drawing seeds and images: 95% interval of the difference") in text
+
+
 def test_the_paired_bootstrap_takes_one_test_set_read_through_two_paths_but_not_two_subsets(tmp_path):
     """The files' path (a relative or absolute --data-root, another machine) is not the test set; its dataset,
     size and data seed (the stratified subset) are."""
