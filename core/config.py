@@ -47,6 +47,10 @@ class RunConfig:
     randconv_mix: bool = True       # "mix" (alpha * conv(x) + (1 - alpha) * x), else "img" (conv(x) alone)
     randconv_identity_prob: float = 0.0  # per view, the probability of leaving the batch unchanged (img: 0.5)
     randconv_views: int = 3         # augmented views per image; cross-entropy on the first
+    # views after the first are random convolutions of the first view, not of the batch, as the authors' code makes
+    # them (wildphoton/RandConv randconv_trainer.py overwrites `inputs` with the first view before drawing the
+    # others); False: every view from the batch (this field's default, so older results files read as what ran)
+    randconv_chain: bool = False
     randconv_weight: float = 10.0   # weight of the consistency (KL to the views' mean) loss
     randconv_kernels: tuple[int, ...] = (1, 3, 5, 7)  # kernel size drawn uniformly per view
     # Pro-RandConv (Choi et al. 2023, loaders/prorandconv.py) instead: one 3x3 deformable block repeated 1..repeats

@@ -79,10 +79,14 @@ _BEST = dict(loss="smooth-ce", augment=True, pretrained=True, optimizer="adam")
 _FC = dict(_BEST, pretrained=False, train_on="svhn", eval_on=("svhn", "mnist"), epochs=10, trainable=("fc",),
            finetune_samples=800)
 
-# RandConv, mix variant, as wildphoton/RandConv's exp_mnist10k.sh runs it: kernels {1,3,5,7}, 3 views, consistency 10.
-_RANDCONV = dict(randconv=True, randconv_views=3, randconv_weight=10.0, randconv_kernels=(1, 3, 5, 7))
-# RandConv, img variant (RC_img of the same script: -idp 0.5 -cl -clw 5, no -mix): each view is the batch itself with
-# probability 0.5, else its random convolution alone; consistency weight 5.
+# RandConv, mix variant, as wildphoton/RandConv's exp_mnist10k.sh runs it: kernels {1,3,5,7}, 3 views, consistency 10;
+# the second and third views are random convolutions of the first (their randconv_trainer.py: `inputs` is
+# overwritten with the first view before the others are drawn from it).
+_RANDCONV = dict(randconv=True, randconv_views=3, randconv_weight=10.0, randconv_kernels=(1, 3, 5, 7),
+                 randconv_chain=True)
+# RandConv, img variant (RC_img of the same script: -idp 0.5 -cl -clw 5, no -mix): each view is its input itself with
+# probability 0.5, else that input's random convolution alone (the input: the batch for the first view, the first
+# view for the others); consistency weight 5.
 _RANDCONV_IMG = dict(_RANDCONV, randconv_weight=5.0, randconv_mix=False, randconv_identity_prob=0.5)
 # The DG digits benchmark: the first 10,000 MNIST training images at 32x32 RGB, every target present.
 _DG = dict(train_on="mnist", train_size=10_000, train_take="first", image_size=32,

@@ -11,7 +11,9 @@ local texture do not, so the network cannot rely on them.
 
 The consistency loss (losses/consistency.py) ties the views' predictions together.
 Settings as in wildphoton/RandConv's exp_mnist10k.sh (mix variant): kernels {1, 3, 5, 7}, 3 views,
-consistency weight 10.
+consistency weight 10. As in their randconv_trainer.py, the second and third views are random convolutions of
+the first view, not of the batch (`chain`): their loop overwrites `inputs` with the first view and draws the
+others from it, so a view can be two convolutions in a row (their published numbers come from that loop).
 """
 from __future__ import annotations
 
@@ -45,9 +47,10 @@ class RandConv:
     ce_all = False  # cross-entropy on the first view only; the consistency loss ties the others to it
 
     def __init__(self, kernels: Sequence[int] = (1, 3, 5, 7), views: int = 3, weight: float = 10.0,
-                 mean=None, std=None, mix: bool = True, identity_prob: float = 0.0):
+                 mean=None, std=None, mix: bool = True, identity_prob: float = 0.0, chain: bool = False):
         self.kernels, self.views, self.weight = tuple(kernels), views, weight
         self.mean, self.std, self.mix, self.identity_prob = mean, std, mix, identity_prob
+        self.chain = chain  # views after the first from the first view (the authors' code), else from the batch
 
     @classmethod
     def from_config(cls, cfg) -> RandConv | None:
@@ -62,21 +65,25 @@ class RandConv:
         if getattr(cfg, "randconv_progressive", False):
             return ProRandConv(cfg.randconv_repeats, mean=mean, std=std)
         return cls(cfg.randconv_kernels, cfg.randconv_views, cfg.randconv_weight, mean, std,
-                   mix=getattr(cfg, "randconv_mix", True), identity_prob=getattr(cfg, "randconv_identity_prob", 0.0))
+                   mix=getattr(cfg, "randconv_mix", True), identity_prob=getattr(cfg, "randconv_identity_prob", 0.0),
+                   chain=getattr(cfg, "randconv_chain", False))
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """All views of batch x, stacked: (views * B, C, H, W); each view with its own kernel (and alpha)."""
+        """All views of batch x, stacked: (views * B, C, H, W); each view with its own kernel (and alpha). With
+        chain, the views after the first are drawn from the first view, not from x."""
         out = []
-        for _ in range(self.views):
+        for v in range(self.views):
+            source = out[0] if self.chain and v else x
             if self.identity_prob > 0 and float(torch.rand((), generator=generator)) < self.identity_prob:
-                out.append(x)  # this view is the batch itself
+                out.append(source)  # this view is its input itself
                 continue
             k = self.kernels[int(torch.randint(len(self.kernels), (1,), generator=generator))]
             alpha = float(torch.rand((), generator=generator)) if self.mix else 1.0
-            out.append(rand_conv(x, random_kernel(k, generator, x.shape[1]), alpha, self.mean, self.std))
+            out.append(rand_conv(source, random_kernel(k, generator, x.shape[1]), alpha, self.mean, self.std))
         return torch.cat(out)
 
     def describe(self) -> dict:
         return {"variant": "mix" if self.mix else "img", "identity_prob": self.identity_prob,
                 "kernels": list(self.kernels), "views": self.views, "consistency_weight": self.weight,
+                "later_views_from": "the first view" if self.chain else "the batch",
                 "normalised_with": {"mean": list(self.mean or ()), "std": list(self.std or ())}}

@@ -141,9 +141,44 @@ def test_the_img_section_is_the_authors_rc_img_line():
 
     cfg = resolve("dg-randconv-img-digitnet", "paper")
     assert (cfg.randconv, cfg.randconv_mix, cfg.randconv_identity_prob, cfg.randconv_weight, cfg.randconv_views,
-            cfg.randconv_kernels) == (True, False, 0.5, 5.0, 3, (1, 3, 5, 7))
+            cfg.randconv_kernels, cfg.randconv_chain) == (True, False, 0.5, 5.0, 3, (1, 3, 5, 7), True)
     mix = resolve("dg-randconv-digitnet", "paper")
-    assert (mix.randconv_mix, mix.randconv_identity_prob, mix.randconv_weight) == (True, 0.0, 10.0)
+    assert (mix.randconv_mix, mix.randconv_identity_prob, mix.randconv_weight, mix.randconv_chain) == \
+        (True, 0.0, 10.0, True)
+
+
+@pytest.mark.parametrize("mix, identity_prob", [(True, 0.0), (False, 0.5)])
+def test_chained_views_follow_the_authors_training_loop(mix, identity_prob):
+    """wildphoton/RandConv's randconv_trainer.py, step by step: randomize(); inputs = rand_module(inputs);
+    then twice randomize(); rand_module(inputs), on the overwritten inputs. Its module, written out here with the
+    same random draws: per call the identity coin, then (when convolving) the kernel size, alpha for mix, the
+    weights; on normalised input, mixed in normalised space."""
+    from loaders.randconv import RandConv
+
+    mean, std = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1), torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1)
+    rc = RandConv(mix=mix, identity_prob=identity_prob, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), chain=True)
+    x = torch.rand(4, 3, 9, 9)
+    for seed in range(12):
+        ours = rc(x, torch.Generator().manual_seed(seed)).chunk(3)
+        g = torch.Generator().manual_seed(seed)
+
+        def module(inp):  # their RandConvModule on whitened input
+            if identity_prob > 0 and float(torch.rand((), generator=g)) < identity_prob:
+                return inp
+            k = rc.kernels[int(torch.randint(len(rc.kernels), (1,), generator=g))]
+            alpha = float(torch.rand((), generator=g)) if mix else 1.0
+            w = torch.randn(3, 3, k, k, generator=g) / math.sqrt(3 * k * k)
+            out = torch.nn.functional.conv2d(inp, w, padding=k // 2)
+            return alpha * out + (1 - alpha) * inp
+
+        inputs = module((x - mean) / std)  # the first view overwrites `inputs`
+        theirs = [inputs, module(inputs), module(inputs)]
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b * std + mean, atol=1e-5, rtol=1e-5)
+    # the old behaviour stays available (and older results files read as it): every view from the batch
+    flat = RandConv(mix=mix, identity_prob=identity_prob, chain=False)
+    assert RandConv(mix=mix, identity_prob=identity_prob).chain is False and flat.describe()["later_views_from"] == \
+        "the batch"
 
 
 def test_the_random_convolution_acts_on_normalised_input_for_every_architecture():
