@@ -162,7 +162,7 @@ def test_chained_views_follow_the_authors_training_loop(mix, identity_prob):
         ours = rc(x, torch.Generator().manual_seed(seed)).chunk(3)
         g = torch.Generator().manual_seed(seed)
 
-        def module(inp):  # their RandConvModule on whitened input
+        def module(inp, g=g):  # their RandConvModule on whitened input
             if identity_prob > 0 and float(torch.rand((), generator=g)) < identity_prob:
                 return inp
             k = rc.kernels[int(torch.randint(len(rc.kernels), (1,), generator=g))]
