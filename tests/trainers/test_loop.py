@@ -96,7 +96,7 @@ def test_a_checkpoint_from_before_a_new_field_still_resumes(tmp_path, monkeypatc
     assert resumed["history"][-1]["epoch"] == 2
     assert [s["epochs"] for s in resumed["provenance"]["segments"]] == [[1, 1], [2, 2]]
     assert resumed["provenance"]["segments"][0]["git_commit"].startswith("unknown")
-    with pytest.raises(UsageError, match=r"different run: preset .* \(and 1 more\)"):  # randconv: a real difference
+    with pytest.raises(UsageError, match=r"different run: preset .* \(and 2 more\)"):  # randconv(_chain): real ones
         torch.save(ckpt, tmp_path / "r" / "checkpoint.pt")
         run(tiny("q1-randconv"), tmp_path / "r", wandb=False, resume=True, overwrite=True)
 
