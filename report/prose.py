@@ -109,6 +109,9 @@ def what_ran(rs: list[dict]) -> str:
         one_of(f"weight decay {c['weight_decay']:g}" for c in cfgs) if any(c.get("weight_decay") for c in cfgs) else "",
         "random crop and flip" if any(c.get("crop_flip") for c in cfgs) else "",
         "the training attack crafted in train mode" if any(c.get("attack_train_mode") for c in cfgs) else "",
+        "RandConv's later views drawn from the batch, not from the first view as the authors' code draws them"
+        if any(c.get("randconv") and not c.get("randconv_progressive") and not c.get("randconv_chain")
+               for c in cfgs) else "",
         "kept epoch " + one_of(f"{r.get('selected_epoch')} ({r.get('selected_by')})" for r in rs)
         if any(c.get("keep_best") for c in cfgs) else "") if part]
     return (f"*This section's runs, as their configs record them:* trained on {on} ({images} images), {epochs} epochs, "

@@ -245,6 +245,20 @@ def test_the_report_says_which_seeds_were_resumed_and_at_which_commits(tmp_path)
             "993b5a1-dirty).") in text
 
 
+def test_a_randconv_run_whose_views_all_came_from_the_batch_says_so(tmp_path):
+    """Runs from before randconv_chain (or with it off) are not the authors' view construction: the section's
+    what-ran line says how they differ; chained runs say nothing."""
+    for chain, seed in ((None, 0), (True, 1)):
+        r = dg_result("dg-randconv-digitnet", seed, 98.0, 80.0)
+        config = {"randconv": True, **({"randconv_chain": chain} if chain is not None else {})}
+        write(tmp_path / ("old" if chain is None else "new"), "dg-randconv-digitnet", seed, "metrics.json",
+              {**r, "config": config})
+    old = write_report("quick", tmp_path / "old").read_text()
+    new = write_report("quick", tmp_path / "new").read_text()
+    said = "RandConv's later views drawn from the batch, not from the first view as the authors' code draws them"
+    assert said in old and said not in new
+
+
 def audit_file(seed, rows, n=200, prediction="argmax", sanity=None):
     return {"preset": "q2-baseline", "profile": "quick", "seed": seed, "test": {"n": n}, "prediction": prediction,
             "results": [dict(threat_model=t, method=m, robust_acc=v, label=m, **extra) for t, m, v, extra in rows],
