@@ -173,7 +173,11 @@ def paired_bootstrap(pairs: list[tuple[str, str]], reps: int = BOOTSTRAP_REPS, s
     percentile interval; beyond when that interval excludes 0; p: the two-sided bootstrap p-value. Each image's
     difference is -1, 0 or +1, so a seed's replicate is drawn exactly as multinomial counts of the three (no
     n-sized resample per replicate). None if a record is missing or the two records of a seed differ in length.
-    With two or three seeds the seed level is coarse (a bootstrap of so few values understates their spread)."""
+    With two or three seeds the seed level is coarse (a bootstrap of so few values understates their spread). Every
+    seed is scored on the same test images, yet each drawn seed's images are resampled on their own: where the
+    seeds' per-image differences are correlated this understates the test-set share of the noise, where they are
+    not the seed draw counts it about twice; one set of image weights per replicate shared by every seed would
+    separate the two (not done)."""
     import numpy as np
 
     if not pairs:

@@ -4,6 +4,7 @@ line and the fine-tuning curve's points."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from eval.audit import test_n
@@ -123,14 +124,16 @@ def resumed(rs: list[dict]) -> str:
     results file's provenance.segments; '' when every run ran in one process."""
     def commit(c) -> str:
         c = str(c)
-        return c[:7] + c[40:] if len(c) >= 40 else c  # a hash, shortened, keeping '-dirty'
+        return c[:7] + c[40:] if re.fullmatch(r"[0-9a-f]{40}(-dirty)?", c) else c  # a hash, shortened, keeping '-dirty'
 
     def epochs(e) -> str:
         return f"{e[0]}-{e[-1]}" if isinstance(e, list) and e else "?"
 
     parts = []
     for r in sorted(rs, key=lambda r: r["seed"]):
-        segs = [s for s in (r.get("provenance") or {}).get("segments") or [] if isinstance(s, dict)]
+        prov = r.get("provenance") if isinstance(r.get("provenance"), dict) else {}
+        segs = prov.get("segments") if isinstance(prov.get("segments"), list) else []
+        segs = [s for s in segs if isinstance(s, dict)]
         if len(segs) > 1:
             parts.append(f"seed {r['seed']} in {len(segs)} processes (" + ", ".join(
                 f"epochs {epochs(s.get('epochs'))} at {commit(s.get('git_commit'))}" for s in segs) + ")")
