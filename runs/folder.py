@@ -202,7 +202,7 @@ def check_finite(model, when: str) -> None:
 def save_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, epoch: int, history: list,
                     extra: dict | None = None, segments: list | None = None) -> None:
     """extra: what else a resumed run needs (the kept epoch's model state under keep_best). segments: which
-    process trained which epochs, at which commit (trainers.loop.Segments), carried into the results file."""
+    process trained which epochs, at which commit (built in trainers.loop._run), carried into the results file."""
     check_finite(model, f"in epoch {epoch + 1}")
     save_torch(Path(out) / CHECKPOINT, {
         "format": CHECKPOINT_FORMAT, "method": to_jsonable(cfg.method()), "epoch": epoch,
