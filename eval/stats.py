@@ -168,34 +168,30 @@ def paired_bootstrap(pairs: list[tuple[str, str]], reps: int = BOOTSTRAP_REPS, s
     """Is model a's accuracy minus model b's beyond the noise, from per-image records of the SAME test images ("1"
     correct, one pair of strings per training seed)? The paired bootstrap over seeds and images, two levels: each
     replicate draws the seeds with replacement (so the training seeds' spread is in the noise, not only the test
-    images'), then resamples each drawn seed's images with replacement (the same images for a and b), and averages
-    the drawn seeds' differences; with one seed, the images alone. noise: half the width of the difference's 95%
-    percentile interval; beyond when that interval excludes 0; p: the two-sided bootstrap p-value. Each image's
-    difference is -1, 0 or +1, so a seed's replicate is drawn exactly as multinomial counts of the three (no
-    n-sized resample per replicate). None if a record is missing or the two records of a seed differ in length.
-    With two or three seeds the seed level is coarse (a bootstrap of so few values understates their spread). Every
-    seed is scored on the same test images, yet each drawn seed's images are resampled on their own: where the
-    seeds' per-image differences are correlated this understates the test-set share of the noise, where they are
-    not the seed draw counts it about twice; one set of image weights per replicate shared by every seed would
-    separate the two (not done)."""
+    images'), and draws one set of image weights (a resample of the test images with replacement) that every seed
+    shares, as every seed was scored on those same images, then averages the drawn seeds' differences; with one
+    seed, the images alone. noise: half the width of the difference's 95% percentile interval; beyond when that
+    interval excludes 0; p: the two-sided bootstrap p-value. An image enters only through its pattern of
+    differences across seeds (each -1, 0 or +1), so a replicate is drawn exactly as multinomial counts of the
+    patterns that occur (at most 3 ** seeds, no n-sized resample per replicate). None if a record is missing, or
+    the records differ in length (within a seed, or across seeds: then they are not of the same images). With two
+    or three seeds the seed level is coarse (a bootstrap of so few values understates their spread)."""
     import numpy as np
 
-    if not pairs:
+    if not pairs or any(not x or not y or len(x) != len(y) or len(x) != len(pairs[0][0]) for x, y in pairs):
         return None
-    rng, k = np.random.default_rng(seed), len(pairs)
+
+    def right(r: str):
+        return np.frombuffer(r.encode(), dtype=np.uint8) == ord("1")
+
+    rng, k, n = np.random.default_rng(seed), len(pairs), len(pairs[0][0])
     seeds = rng.integers(0, k, size=(reps, k)) if k > 1 else np.zeros((reps, 1), dtype=int)
-    diffs, observed = np.zeros((reps, k)), 0.0
-    for j, (x, y) in enumerate(pairs):
-        if not x or not y or len(x) != len(y):
-            return None
-        n = len(x)
-        up = sum(p == "1" and q == "0" for p, q in zip(x, y))
-        down = sum(p == "0" and q == "1" for p, q in zip(x, y))
-        counts = rng.multinomial(n, [up / n, down / n, 1 - (up + down) / n], size=(reps, k))
-        diffs += np.where(seeds == j, 100 * (counts[..., 0] - counts[..., 1]) / n, 0.0)
-        observed += 100 * (up - down) / n
-    draws = diffs.mean(axis=1)
-    observed /= k
+    per_image = np.array([right(x).astype(int) - right(y) for x, y in pairs])  # seeds × images: -1, 0 or +1
+    patterns, counts = np.unique(per_image.T, axis=0, return_counts=True)  # patterns × seeds, how many images each
+    drawn = rng.multinomial(n, counts / n, size=reps)  # reps × patterns: the shared image resample
+    per_seed = 100 * (drawn @ patterns) / n  # reps × seeds: each seed's difference on the replicate's images
+    draws = np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)
+    observed = 100 * per_image.sum() / (n * k)
     lo, hi = np.percentile(draws, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
     p = min(1.0, 2 * min(float((draws <= 0).mean()), float((draws >= 0).mean())))
     return Verdict("paired bootstrap", observed, float(hi - lo) / 2, bool(lo > 0 or hi < 0), p, k)

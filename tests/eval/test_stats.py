@@ -175,24 +175,26 @@ def _bootstrap_records(n, both, only_a, only_b, seed):
 
 
 def _naive_two_level_bootstrap(pairs, reps=4000):
-    """The textbook loop: draw the seeds with replacement, then resample each drawn seed's images (the same
-    indices for both models); the mean of the drawn seeds' differences."""
+    """The textbook loop: draw the seeds with replacement and one resample of the test images (the same indices
+    for both models and every seed: they were all scored on those images); the mean of the drawn seeds'
+    differences."""
     rng = np.random.default_rng(1)
     arrays = [(np.array(list(x), dtype=int), np.array(list(y), dtype=int)) for x, y in pairs]
     diffs = []
     for _ in range(reps):
         per_seed = []
+        idx = rng.integers(0, len(arrays[0][0]), len(arrays[0][0]))
         for j in rng.integers(0, len(arrays), len(arrays)):
             a, b = arrays[j]
-            idx = rng.integers(0, len(a), len(a))
             per_seed.append(100 * (a[idx].mean() - b[idx].mean()))
         diffs.append(np.mean(per_seed))
     return np.percentile(diffs, [2.5, 97.5])
 
 
-@pytest.mark.parametrize("gains", [(18, 18), (18, 0, 9)])  # the same gain each seed; gains that differ by seed
-def test_paired_bootstrap_matches_a_naive_resampling_of_seeds_and_images(gains):
-    pairs = [_bootstrap_records(300, 150, 30, 30 - g, s) for s, g in enumerate(gains)]
+@pytest.mark.parametrize("gains, orders", [((18, 18), (0, 1)), ((18, 0, 9), (0, 1, 2)), ((18, 12, 15), (0, 0, 0))])
+def test_paired_bootstrap_matches_a_naive_resampling_of_seeds_and_images(gains, orders):
+    """The same gain each seed; gains that differ by seed; seeds that win and lose on the same images (one order)."""
+    pairs = [_bootstrap_records(300, 150, 30, 30 - g, s) for s, g in zip(orders, gains)]
     v = paired_bootstrap(pairs, reps=20_000)
     lo, hi = _naive_two_level_bootstrap(pairs)
     assert v.test == "paired bootstrap" and v.seeds == len(gains)
@@ -208,6 +210,16 @@ def test_the_paired_bootstrap_counts_the_training_seeds_spread():
     assert v.difference == pytest.approx(3.0) and not v.beyond and v.noise > 2
     same = paired_bootstrap([pairs[0], _bootstrap_records(10_000, 7000, 900, 300, 1)])  # both seeds gain 6
     assert same.beyond and same.noise < 1
+
+
+def test_seeds_that_agree_on_every_image_are_as_noisy_as_one_seed():
+    """Three seeds with the same per-image records: the test images' noise is shared, not averaged away (resampling
+    each seed's images on its own would shrink it by about the square root of 3)."""
+    one = _bootstrap_records(2000, 1400, 90, 40, 0)
+    alone, three = paired_bootstrap([one]), paired_bootstrap([one] * 3)
+    assert three.difference == pytest.approx(alone.difference) and three.seeds == 3
+    assert three.noise == pytest.approx(alone.noise, rel=0.05)
+    assert paired_bootstrap([one, (one[0][:-1], one[1][:-1])]) is None  # records of different test sets
 
 
 def test_paired_bootstrap_calls_what_the_unpaired_rule_cannot_and_not_a_tie():
