@@ -210,6 +210,15 @@ class RunConfig:
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
 
 
+def saved_method(saved: dict | None) -> dict:
+    """The method fields of a config saved as JSON (a results file's config, a checkpoint's method), as JSON values,
+    a field added since it was saved read as its default: the run ran at it."""
+    from core.io import to_jsonable  # core.io imports torch; the config does not need it
+
+    defaults = to_jsonable(RunConfig().method())
+    return {**defaults, **{k: v for k, v in (saved or {}).items() if k not in RUNTIME_FIELDS}}
+
+
 MAX_SEED = 2**32 - 1  # numpy's seed range; torch's and Python's are wider
 
 

@@ -129,14 +129,10 @@ def curve_points(root: Path, section: str, name: str = "metrics.json") -> list[d
 def seed_problems(section: str, rs: list[dict]) -> list[str]:
     """Seeds of one section that cannot be averaged: configs that differ in anything but the seed, or one model
     counted twice (the same model file in two seed folders)."""
-    from core.config import RUNTIME_FIELDS, RunConfig
-    from core.io import to_jsonable
+    from core.config import saved_method
 
     problems = []
-    # a field added after a run was trained is absent from its config: it ran at the field's default
-    defaults = to_jsonable(RunConfig().to_dict())
-    method = lambda r: {k: v for k, v in {**defaults, **(r.get("config") or {})}.items()
-                        if k not in (*RUNTIME_FIELDS, "seed")}
+    method = lambda r: {k: v for k, v in saved_method(r.get("config")).items() if k != "seed"}
     first = method(rs[0]) if rs else {}
     for r in rs[1:]:
         differ = sorted(k for k in set(first) | set(method(r)) if first.get(k) != method(r).get(k))

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.config import RUNTIME_FIELDS, RunConfig
+from core.config import RUNTIME_FIELDS, RunConfig, saved_method
 from core.errors import DataMissing, RunFailure, UsageError
 from core.io import load_torch, read_json, save_torch, to_jsonable, write_json
 from core.seed import rng_state, set_rng_state
@@ -220,9 +220,7 @@ def restore_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, r
     ckpt = load_torch(path, what="checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise RunFailure(f"{path} is not a trustlab checkpoint")
-    ours = to_jsonable(cfg.method())
-    # a field added after the checkpoint was written is at its default there
-    theirs = {**{k: v for k, v in to_jsonable(RunConfig().method()).items() if k in ours}, **ckpt["method"]}
+    ours, theirs = to_jsonable(cfg.method()), saved_method(ckpt["method"])
     diff = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
     if diff:
         k = diff[0]
