@@ -173,12 +173,14 @@ def paired_bootstrap(pairs: list[tuple[str, str]], reps: int = BOOTSTRAP_REPS, s
     seed, the images alone. noise: half the width of the difference's 95% percentile interval; beyond when that
     interval excludes 0; p: the two-sided bootstrap p-value. An image enters only through its pattern of
     differences across seeds (each -1, 0 or +1), so a replicate is drawn exactly as multinomial counts of the
-    patterns that occur (at most 3 ** seeds, no n-sized resample per replicate). None if a record is missing, or
-    the records differ in length (within a seed, or across seeds: then they are not of the same images). With two
-    or three seeds the seed level is coarse (a bootstrap of so few values understates their spread)."""
+    patterns that occur (at most 3 ** seeds and n, no n-sized resample per replicate). None if a record is missing
+    or holds anything but "0" and "1", or the records differ in length (within a seed, or across seeds: then they
+    are not of the same images). With two or three seeds the seed level is coarse (a bootstrap of so few values
+    understates their spread)."""
     import numpy as np
 
-    if not pairs or any(not x or not y or len(x) != len(y) or len(x) != len(pairs[0][0]) for x, y in pairs):
+    if not pairs or any(not x or not y or len(x) != len(y) or len(x) != len(pairs[0][0]) or set(x + y) - {"0", "1"}
+                        for x, y in pairs):
         return None
 
     def right(r: str):

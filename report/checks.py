@@ -33,10 +33,10 @@ _ATTACK_NAMES = {("white-box", "pgd"): "white-box PGD-10", ("white-box", "fgsm")
 def paired_gain(rs: list[dict], base_rs: list[dict], study: str):
     """The paired bootstrap (eval/stats.py) of a section against its comparison on one dataset's test images,
     seed by seed, over the seeds both ran (a seed run on one side only has nothing to pair with; the verdict's
-    `seeds` says how many were pooled), when each of those seeds stored per-image records of the same test set on
-    both sides; None otherwise. The same test set: the same dataset, size and data seed (which draws the
-    stratified subset); not the same path to its files, which differs between machines and between a relative
-    and an absolute --data-root."""
+    `seeds` says how many were pooled), when each of those seeds stored per-image records of one test set, the
+    same on both sides and for every seed; None otherwise. The same test set: the same dataset, size and data
+    seed (which draws the stratified subset); not the same path to its files, which differs between machines and
+    between a relative and an absolute --data-root."""
     def records(runs_):
         def test_set(r):
             described = dict((r.get("datasets") or {}).get(key(r, study, "_test")) or {})
@@ -45,8 +45,8 @@ def paired_gain(rs: list[dict], base_rs: list[dict], study: str):
         return {r.get("seed"): ((r.get("correct") or {}).get(key(r, study, "_test")), test_set(r)) for r in runs_}
     ours, theirs = records(rs), records(base_rs)
     both = sorted(set(ours) & set(theirs), key=str)
-    if not both or any(ours[s][1] != theirs[s][1] for s in both):
-        return None
+    if not both or any(ours[s][1] != theirs[s][1] or ours[s][1] != ours[both[0]][1] for s in both):
+        return None  # the bootstrap pairs every seed's images with every other's: one test set for all
     return paired_bootstrap([(ours[s][0], theirs[s][0]) for s in both])
 
 

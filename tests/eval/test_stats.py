@@ -220,6 +220,7 @@ def test_seeds_that_agree_on_every_image_are_as_noisy_as_one_seed():
     assert three.difference == pytest.approx(alone.difference) and three.seeds == 3
     assert three.noise == pytest.approx(alone.noise, rel=0.05)
     assert paired_bootstrap([one, (one[0][:-1], one[1][:-1])]) is None  # records of different test sets
+    assert paired_bootstrap([("10x1", "1001")]) is None and paired_bootstrap([("10é", "100")]) is None
 
 
 def test_paired_bootstrap_calls_what_the_unpaired_rule_cannot_and_not_a_tie():

@@ -189,6 +189,20 @@ def test_seeds_pooled_by_the_paired_bootstrap_are_resampled_too(tmp_path):
             "images and 2 seeds, drawing seeds and images: 95% interval of the difference") in text
 
 
+def test_seeds_scored_on_different_subsets_are_not_pooled_by_the_paired_bootstrap(tmp_path):
+    """Each seed drew its own stratified subset (its data seed), the same on both sides: the bootstrap would pair
+    one seed's images with another's, so the gain is judged without it."""
+    n = 2000
+    for seed in (0, 1):
+        for name, right in (("q1-baseline", 1400), ("q1-adam", 1520)):
+            r = q1_result(name, seed, 90.0, 100 * right / n)
+            r["config"] = {**r.get("config", {}), "data_seed": seed}
+            write(tmp_path, name, seed, "metrics.json", {**r, "datasets": {"mnist_test": {"size": n, "source": "m"}},
+                                                         "correct": {"mnist_test": "1" * right + "0" * (n - right)}})
+    text = write_report("quick", tmp_path).read_text()
+    assert "q1-adam vs q1-baseline on MNIST: +6.00 points" in text and "paired bootstrap over" not in text
+
+
 def test_the_paired_bootstrap_takes_one_test_set_read_through_two_paths_but_not_two_subsets(tmp_path):
     """The files' path (a relative or absolute --data-root, another machine) is not the test set; its dataset,
     size and data seed (the stratified subset) are."""
