@@ -127,7 +127,9 @@ def resumed(rs: list[dict]) -> str:
         return c[:7] + c[40:] if re.fullmatch(r"[0-9a-f]{40}(-dirty)?", c) else c  # a hash, shortened, keeping '-dirty'
 
     def epochs(e) -> str:
-        return f"{e[0]}-{e[-1]}" if isinstance(e, list) and e else "?"
+        if not isinstance(e, list) or not e:
+            return "epochs ?"
+        return f"epoch {e[0]}" if e[0] == e[-1] else f"epochs {e[0]}-{e[-1]}"
 
     parts = []
     for r in sorted(rs, key=lambda r: r["seed"]):
@@ -136,7 +138,7 @@ def resumed(rs: list[dict]) -> str:
         segs = [s for s in segs if isinstance(s, dict)]
         if len(segs) > 1:
             parts.append(f"seed {r['seed']} in {len(segs)} processes (" + ", ".join(
-                f"epochs {epochs(s.get('epochs'))} at {commit(s.get('git_commit'))}" for s in segs) + ")")
+                f"{epochs(s.get('epochs'))} at {commit(s.get('git_commit'))}" for s in segs) + ")")
     return ("Resumed with --resume: " + "; ".join(parts) + ".") if parts else ""
 
 

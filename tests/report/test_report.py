@@ -236,15 +236,15 @@ def test_the_dg_section_says_which_checkpoint_each_seed_kept(tmp_path):
 def test_the_report_says_which_seeds_were_resumed_and_at_which_commits(tmp_path):
     a, b = "1abbe97" + "0" * 33, "993b5a1" + "f" * 33
     runs = {0: [([1, 14], a), ([15, 32], b + "-dirty")], 1: [([1, 32], b)],
-            2: [([1, 3], "unknown (the checkpoint predates segment records)"), ([4, 32], b)]}
+            2: [([1, 3], "unknown (the checkpoint predates segment records)"), ([4, 32], b)], 3: [([1, 1], a), ([2, 32], a)]}
     for seed, segs in runs.items():
         r = dg_result("dg-randconv-digitnet", seed, 98.0, 80.0)
         write(tmp_path, "dg-randconv-digitnet", seed, "metrics.json",
               {**r, "provenance": {"segments": [{"epochs": e, "git_commit": c} for e, c in segs]}})
     text = write_report("quick", tmp_path).read_text()
-    assert ("Seeds: 0, 1, 2. Resumed with --resume: seed 0 in 2 processes (epochs 1-14 at 1abbe97, epochs 15-32 at "
+    assert ("Seeds: 0, 1, 2, 3. Resumed with --resume: seed 0 in 2 processes (epochs 1-14 at 1abbe97, epochs 15-32 at "
             "993b5a1-dirty); seed 2 in 2 processes (epochs 1-3 at unknown (the checkpoint predates segment records), "
-            "epochs 4-32 at 993b5a1).") in text
+            "epochs 4-32 at 993b5a1); seed 3 in 2 processes (epoch 1 at 1abbe97, epochs 2-32 at 1abbe97).") in text
 
 
 def test_a_field_added_since_a_seed_ran_reads_as_its_default_when_seeds_are_compared():
