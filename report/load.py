@@ -135,11 +135,12 @@ def seed_problems(section: str, rs: list[dict]) -> list[str]:
     method = lambda r: {k: v for k, v in saved_method(r.get("config")).items() if k != "seed"}
     first = method(rs[0]) if rs else {}
     for r in rs[1:]:
-        differ = sorted(k for k in set(first) | set(method(r)) if first.get(k) != method(r).get(k))
+        theirs = method(r)
+        differ = sorted(k for k in set(first) | set(theirs) if first.get(k) != theirs.get(k))
         if differ:
             k = differ[0]
             problems.append(f"{section}: seeds {rs[0].get('seed')} and {r.get('seed')} were trained with different "
-                            f"settings ({k} {first.get(k)!r} vs {method(r).get(k)!r}"
+                            f"settings ({k} {first.get(k)!r} vs {theirs.get(k)!r}"
                             + (f", and {len(differ) - 1} more" if len(differ) > 1 else "") + "): their mean ± std "
                             "mixes two experiments")
     hashes = [(r.get("identity") or {}).get("model_sha256") for r in rs]
