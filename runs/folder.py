@@ -153,9 +153,9 @@ def init_model(cfg: RunConfig) -> nn.Module:
         return build_model(cfg)
     src = Path(cfg.init_from)
     require_finished(src)
-    src_cfg = read_json(src / METRICS)["config"]
+    src_cfg = saved_method(read_json(src / METRICS)["config"])  # a field the source predates: its default
     for name in ARCH_FIELDS:
-        value = src_cfg.get(name, getattr(RunConfig, name))  # a run from before the field existed: its default
+        value = src_cfg[name]
         setattr(cfg, name, tuple(value) if isinstance(value, list) else value)
     return _built(cfg, src / MODEL)
 

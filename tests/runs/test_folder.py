@@ -93,3 +93,25 @@ def test_pick_device():
         assert pick_device("auto").type == "cpu"
         with pytest.raises(UsageError, match="CUDA is not available"):
             pick_device("cuda:0")
+
+
+def test_init_from_a_run_older_than_an_architecture_field_takes_that_fields_default(tmp_path):
+    """--init-from takes the source run's architecture; a field its results file predates (here the in-model
+    normalisation) was at the field's default when it trained, not at the new run's value."""
+    from core.config import RunConfig
+    from core.io import to_jsonable
+    from models.resnet import build_model
+    from runs.folder import init_model
+
+    src_cfg = resolve("dg-erm-digitnet", "demo", norm="none")
+    src = tmp_path / "src"
+    src.mkdir()
+    built = build_model(RunConfig.from_dict({**src_cfg.to_dict(), "input_mean": None, "input_std": None}))
+    torch.save(built.state_dict(), src / "model.pt")
+    saved = {k: v for k, v in to_jsonable(src_cfg.to_dict()).items() if k not in ("input_mean", "input_std")}
+    (src / "metrics.json").write_text(json.dumps({"config": saved}))
+    cfg = resolve("dg-erm-digitnet", "demo", init_from=str(src))
+    assert cfg.input_mean == (0.5, 0.5, 0.5)  # the section's own value, before the source is read
+    model = init_model(cfg)
+    assert (cfg.arch, cfg.norm, cfg.input_mean, cfg.input_std) == ("digitnet", "none", None, None)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), built.state_dict().values()))
