@@ -131,14 +131,15 @@ def domains(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[str
 
 
 def targets(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[str]:
-    """Each method's gain over the section it compares to, per dataset measured on both sides."""
+    """Each method's gain over the section it compares to, and over those it is also compared to (RandConv mix
+    against img, Pro-RandConv against RandConv), per dataset measured on both sides."""
     flags = []
     for name, rs in m.loaded.items():
-        base = secs[name].compare_to
-        if m.loaded.get(base) and rs:
-            pairs = [(lab, m.accs[name][d], m.accs[base][d], m.ns[name][d], m.ns[base][d],
-                      paired_gain(rs, m.loaded[base], d)) for d, lab in datasets(q)]
-            flags += noise_flags(name, base, [p for p in pairs if p[3] and p[4]], q.rerun)
+        for base in (secs[name].compare_to, *secs[name].also_compare_to):
+            if m.loaded.get(base) and rs:
+                pairs = [(lab, m.accs[name][d], m.accs[base][d], m.ns[name][d], m.ns[base][d],
+                          paired_gain(rs, m.loaded[base], d)) for d, lab in datasets(q)]
+                flags += noise_flags(name, base, [p for p in pairs if p[3] and p[4]], q.rerun)
         flags += changed_but_not_run(name, secs[name], rs, sections, scaled)
     return flags
 

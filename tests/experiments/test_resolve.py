@@ -124,7 +124,7 @@ def test_evaluation_defaults(tmp_path):
 def test_every_entry_is_consistent(tmp_path):
     planned = {run.section: run for run in runs("smoke", tmp_path, pretrained=False)}
     for name, sec in SECTIONS.items():
-        for ref in (sec.needs, sec.compare_to, sec.transfer_source):
+        for ref in (sec.needs, sec.compare_to, sec.transfer_source, *sec.also_compare_to):
             assert ref is None or ref in SECTIONS, (name, ref)
         assert sec.kind in ("train", "finetune", "none")
         assert (sec.kind == "train") == (sec.needs is None), name

@@ -201,6 +201,7 @@ def test_the_dg_table_per_target_with_n_intervals_published_rows_and_noise(tmp_p
 
     values = {"dg-erm-digitnet": [(98.0, 70.0), (98.2, 71.0), (98.4, 72.0)],
               "dg-randconv-digitnet": [(97.0, 80.0), (97.2, 81.0), (97.4, 82.0)],   # +10 on USPS: beyond noise
+              "dg-randconv-img-digitnet": [(97.0, 79.5), (97.2, 80.5), (97.4, 81.5)],  # mix +0.5 over it
               "dg-erm-resnet18": [(99.0, 75.0), (99.1, 76.0), (99.2, 77.0)],
               "dg-randconv-resnet18": [(99.0, 75.5), (99.1, 76.5), (99.2, 77.5)]}  # +0.5: within noise
     for preset, seeds in values.items():
@@ -215,6 +216,9 @@ def test_the_dg_table_per_target_with_n_intervals_published_rows_and_noise(tmp_p
     assert "71.00 ± 1.00 (n=3) over usps, 95% ±2.0" in erm  # which targets it covers, and its interval
     assert "dg-randconv-digitnet vs dg-erm-digitnet on USPS: +10.00 points, **beyond noise**" in text
     assert "dg-randconv-resnet18 vs dg-erm-resnet18 on USPS: +0.50 points, within noise" in text
+    assert "dg-randconv-img-digitnet vs dg-erm-digitnet on USPS: +9.50 points, **beyond noise**" in text
+    assert "dg-randconv-digitnet vs dg-randconv-img-digitnet on USPS: +0.50 points, within noise" in text
+    assert "vs dg-randconv-digitnet" not in text  # Pro-RandConv did not run
     assert (tmp_path / "quick" / "dg-targets.png").is_file() and "![dg: accuracy per domain](dg-targets.png)" in text
 
 
