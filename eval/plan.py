@@ -101,5 +101,5 @@ class Evaluation:
     device: str = "auto"
     batch_size: int | None = None
     wandb: bool = False
-    precision: str | None = None         # None: the run's own (RunConfig.precision)
+    precision: str | None = None         # None: fp32 (eval/harness.py), whatever the run trained in
     channels_last: bool | None = None    # None: the run's own
