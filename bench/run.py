@@ -265,7 +265,7 @@ def bench_knn(device, repeats: int, n_train: int, n_test: int) -> list[dict]:
     tx, ty, qx = train_x.to(device), train_y.to(device), test_x.to(device)
     t_ours, t_ref = side_by_side([lambda: knn_predict(tx, ty, qx, k=3),
                                   lambda: knn_predict_sklearn(train_x, train_y, test_x, k=3)], repeats, device)
-    agree = (knn_predict(tx, ty, qx, k=3) == knn_predict_sklearn(train_x, train_y, test_x, k=3)).float().mean().item()
+    agree = (knn_predict(tx, ty, qx, k=3).cpu() == knn_predict_sklearn(train_x, train_y, test_x, k=3)).float().mean().item()
     return [dict(row="knn_vs_sklearn", batch=f"{n_train}->{n_test}x512", ours_s=t_ours, reference_s=t_ref,
                  ratio=t_ours / t_ref, prediction_agreement=agree, note="k=3, sklearn brute force as the reference")]
 

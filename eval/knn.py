@@ -19,8 +19,9 @@ def _check(train_x: torch.Tensor, k: int) -> None:
 @torch.no_grad()
 def knn_predict(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, k: int = 3,
                 chunk: int = 2048, num_classes: int = 10) -> torch.Tensor:
-    """Predicted labels of test_x. The distances are computed in fp32 even inside a bf16 autocast region:
-    |t|^2 - 2 q.t in bf16 flips the order of close neighbours."""
+    """Predicted labels of test_x, on train_x's device (on a GPU no copy to the host: an attack calls this on every
+    step). The distances are computed in fp32 even inside a bf16 autocast region: |t|^2 - 2 q.t in bf16 flips the
+    order of close neighbours."""
     _check(train_x, k)
     with fp32():
         return _predict(train_x, train_y, test_x, k, chunk, num_classes)
@@ -38,7 +39,7 @@ def _predict(train_x, train_y, test_x, k: int, chunk: int, num_classes: int) -> 
         votes = torch.zeros(len(q), num_classes, device=q.device).scatter_add_(
             1, train_y.to(q.device)[idx], torch.ones(idx.shape, device=q.device))
         preds.append(votes.argmax(1))  # argmax returns the first maximum: the smallest tied label
-    return torch.cat(preds).cpu() if preds else torch.empty(0, dtype=torch.long)
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=train_x.device)
 
 
 def knn_predict_sklearn(train_x, train_y, test_x, k: int = 3):

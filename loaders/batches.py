@@ -36,13 +36,23 @@ class Batches:
         self.images, self.labels = images, labels
 
     def __len__(self) -> int:
-        n = len(range(self.rank, len(self.labels), self.world))
-        return -(-n // self.batch_size) - int(self.drops_last(n))
+        if self.drop_single and self.world > 1:
+            # training under DDP: every rank takes the same number of steps (shards differ by up to one image, and
+            # SyncBatchNorm's collectives, which DDP's join() cannot stand in for, would wait forever for a rank
+            # that has no last batch); a final batch not every rank has is left out, like a single image
+            return min(self._steps(r) for r in range(self.world))
+        return self._steps(self.rank)
 
-    def drops_last(self, n: int | None = None) -> bool:
-        """Whether an epoch (of this rank's n samples) ends in a single-image batch that is dropped."""
-        n = len(range(self.rank, len(self.labels), self.world)) if n is None else n
-        return self.drop_single and n > 1 and n % self.batch_size == 1
+    def _steps(self, rank: int) -> int:
+        """Batches in rank's shard, less a final batch of one image in training."""
+        n = len(range(rank, len(self.labels), self.world))
+        return -(-n // self.batch_size) - int(self.drop_single and n > 1 and n % self.batch_size == 1)
+
+    def drops_last(self) -> bool:
+        """Whether an epoch leaves out a final batch on some rank: one image, or under DDP one that not every rank
+        has (its images wait for the next epoch's order)."""
+        return any(len(self) < -(-len(range(r, len(self.labels), self.world)) // self.batch_size)
+                   for r in range(self.world))
 
     def whole(self, per_sample: torch.Tensor) -> torch.Tensor:
         """Per-sample values of this rank's shard (in epoch order, unshuffled) -> the whole set's, on every rank
@@ -79,9 +89,6 @@ class Batches:
         order = self.order(seed)[self.rank::self.world]  # disjoint shards that together cover the epoch
         self.last_order = order
         on_images = order.to(self.images.device)  # one copy per epoch, not a copy (and a GPU sync) per batch
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            if len(idx) == 1 and self.drops_last(len(order)):
-                break
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx_here = on_images[start:start + self.batch_size]
             yield self.prepare(self.images[idx_here]), self.labels[idx_here].to(self.device, non_blocking=True)

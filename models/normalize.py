@@ -21,8 +21,21 @@ class Resize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.size is None or tuple(x.shape[-2:]) == (self.size, self.size):
             return x
+        if torch.are_deterministic_algorithms_enabled():
+            # --deterministic: interpolate's backward has no deterministic CUDA kernel (it raises, and every attack
+            # differentiates through this layer); the same resize as two products with its weight matrices does
+            return resize_matrix(x.shape[-2], self.size, x) @ x @ resize_matrix(x.shape[-1], self.size, x).T
         return nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
                                          antialias=x.shape[-1] > self.size)
+
+
+def resize_matrix(n: int, size: int, like: torch.Tensor) -> torch.Tensor:
+    """The (size, n) weights of interpolate's bilinear resize of one axis from n to size pixels (antialiased when
+    shrinking, as Resize does), read off by resizing the identity along that axis only (bilinear is separable),
+    on like's device and in its dtype."""
+    eye = torch.eye(n, dtype=torch.float64)[None, None]
+    w = nn.functional.interpolate(eye, size=(size, n), mode="bilinear", align_corners=False, antialias=n > size)
+    return w[0, 0].to(like.device, like.dtype)
 
 
 class Normalize(nn.Module):

@@ -46,7 +46,16 @@ def _gpus_torch_cannot_see() -> int:
 
 def pick_device(name: str, local_rank: int = 0, world: int = 1) -> torch.device:
     """The torch device for --device: auto (this rank's GPU, else the CPU), cpu, cuda (this rank's GPU),
-    cuda:N (checked against the GPUs torch sees; refused under torchrun, where each rank takes its own), mps."""
+    cuda:N (checked against the GPUs torch sees; refused under torchrun, where each rank takes its own), mps.
+    A GPU becomes the current device: its random state is the one a checkpoint saves and --resume restores
+    (core/seed.py), and unplaced tensors and the bf16 check go to it, not to cuda:0."""
+    device = _pick_device(name, local_rank, world)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+def _pick_device(name: str, local_rank: int = 0, world: int = 1) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device(f"cuda:{local_rank}")

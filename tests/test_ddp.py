@@ -43,3 +43,23 @@ def test_torchrun_two_ranks_gloo(tmp_path):
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert ddp["metrics"]["digits_test_acc"] > 50  # chance is 10
     assert abs(ddp["metrics"]["digits_test_acc"] - one["metrics"]["digits_test_acc"]) < 20, (ddp["metrics"], one["metrics"])
+
+
+@pytest.mark.slow(cost=40)
+def test_torchrun_with_checkpoint_selection_ends_and_keeps_the_same_iteration_on_every_rank(tmp_path):
+    """The selection's measurement of the kept checkpoint gathers every rank's shard of the test sets, so every
+    rank must take part: measured on rank 0 alone it waited forever for ranks already at the closing barrier."""
+    args = [*ARGS[:ARGS.index("--epochs")], "--epochs", "2", "--no-wandb", "--no-download",
+            "--set", "val_size=100", "--set", "select_every=10", "--set", "select_draws=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(ROOT / "cli.py"), *args, "--out", str(tmp_path / "ddp")]
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"torchrun with select_every hung: {str(e.stderr)[-2000:]}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    it = ddp["selection"]["iteration"]  # 2 epochs of 400 images in batches of 16 (8 a rank): 50 steps
+    assert ddp["selection"]["every"] == 10 and it in (10, 20, 30, 40, 50)
+    assert len(ddp["correct"]["digits_test"]) == 200

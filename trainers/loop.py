@@ -54,6 +54,7 @@ from runs import (
     restore_checkpoint,
     save_checkpoint,
 )
+from runs.folder import check_finite
 from trainers.adversarial import eval_attack, fast_at_images, mix_adversarial, trades_step, training_attack
 
 
@@ -74,6 +75,14 @@ def freeze(model: nn.Module, trainable: tuple[str, ...]) -> list[nn.Module]:
         raise UsageError(f"no parameter matches trainable prefixes {trainable}")
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
             and not any(p.requires_grad for p in m.parameters())]
+
+
+def sync_batchnorm(model: nn.Module, trainable: tuple[str, ...]) -> tuple[nn.Module, list[nn.Module]]:
+    """The model with SyncBatchNorm layers (DDP on GPUs), and its frozen BatchNorm layers found again: the
+    conversion builds new layers (sharing the parameters, so the optimizer is unchanged), and a list made before it
+    would keep in eval mode layers that are no longer in the model, leaving a frozen backbone's statistics to drift."""
+    model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model, freeze(model, trainable)
 
 
 def build_optimizer(cfg: RunConfig, model: nn.Module, steps_per_epoch: int = 1):
@@ -163,7 +172,8 @@ def train_epoch(model, batches: Batches, loss_fn, optimizer, frozen, *, epoch: i
                        unit="batch", enabled=progress)
     adv_seen = torch.zeros((), dtype=torch.int64, device=dev)  # counted on the device: no sync per step
     ddp = isinstance(wrapped, torch.nn.parallel.DistributedDataParallel)
-    with wrapped.join() if ddp else contextlib.nullcontext():  # DDP: shards may differ by one batch
+    with wrapped.join() if ddp else contextlib.nullcontext():  # DDP: ranks take equal steps (Batches.__len__);
+        # join() cannot stand in for SyncBatchNorm, so it only guards the gradient all-reduce
         for step, (x, y) in enumerate(bar):
             with batches.autocast():  # the adversarial examples are crafted in the training step's precision
                 if adv is not None and adv_train_mode:
@@ -326,11 +336,12 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
 
         if device.type == "cuda":  # BatchNorm over the whole batch, as one process computes it (gloo on CPUs cannot:
             # there each rank normalises over its share, and provenance says so)
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model, frozen = sync_batchnorm(model, cfg.trainable)
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:  # only the training step; evaluation, attacks and the saved state dict use the plain model
         train_model = torch.compile(train_model, backend=os.environ.get("TRUSTLAB_COMPILE_BACKEND", "inductor"))
-    described["train"]["last_batch"] = ("a final batch of one image is dropped each epoch"
+    described["train"]["last_batch"] = (("a final batch of one image is dropped each epoch" if dist.world == 1 else
+                                         "a final batch not every rank has (or of one image) is dropped each epoch")
                                         if train_batches.drops_last() else "kept whole")
     # under DDP each rank scores a shard of every eval set and the per-image results are gathered back in order
     # (eval/accuracy.evaluate): the same numbers as one process, world times less work per rank
@@ -374,6 +385,7 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                 if cfg.keep_best:
                     keep_if_best(best, model, row, f"{cfg.train_on}_val_adv_acc")
                 segment["epochs"][1], segment["wall_seconds"] = epoch + 1, round(time.time() - started, 1)
+                finite_on_every_rank(model, f"in epoch {epoch + 1}")
                 if dist.is_main:  # only rank 0 writes
                     save_checkpoint(out, cfg, model, optimizer, scheduler, epoch, history, extra=best,
                                     segments=segments)
@@ -383,12 +395,14 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
         results, selected = {}, None
         if selector is not None:
             selector.last()
+        # on every rank: under DDP the measurement gathers each rank's shard of the test sets (on rank 0 alone it
+        # waited forever for ranks already at the closing barrier)
+        if best:  # the kept epoch's (or iteration's) weights are the run's model
+            model.load_state_dict(best["state"])
+        if selector is not None:  # the kept checkpoint falls between epochs: its own test numbers
+            selected = selector.measure(Classifier(model, knn_train, cfg.knn_k), eval_batches, len(train_batches))
+        finite_on_every_rank(model, "by the end of training")
         if dist.is_main:
-            if best:  # the kept epoch's (or iteration's) weights are the run's model
-                model.load_state_dict(best["state"])
-            if selector is not None:  # the kept checkpoint falls between epochs: its own test numbers
-                selected = selector.measure(Classifier(model, knn_train, cfg.knn_k), eval_batches,
-                                            len(train_batches))
             results = _finish(cfg, out, model, history, described, device, started, dist.world, draw_curves,
                               best.get("epoch"), correct, selected, randconv, segments)
             tracker.summary(_namespaced(results["metrics"], study_names))
@@ -404,6 +418,23 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
     dist.barrier()
     teardown_dist(dist)
     return results
+
+
+def finite_on_every_rank(model: nn.Module, when: str) -> None:
+    """runs.folder.check_finite, agreed over the ranks under DDP: a rank that stopped alone (rank 0, before writing
+    a checkpoint, or one whose BatchNorm statistics overflowed) would leave the others waiting at the next
+    collective until the backend's timeout; so every rank stops, and the message says where it diverged."""
+    try:
+        check_finite(model, when)
+        failure = None
+    except RunFailure as e:
+        failure = e
+    (bad,) = sum_over_ranks(int(failure is not None))
+    if bad and failure is None:
+        failure = RunFailure(f"the model diverged {when} on {bad} other rank(s); nothing was saved over the last "
+                             "good checkpoint")
+    if failure is not None:
+        raise failure
 
 
 def train_augmentation(cfg: RunConfig, device) -> nn.Module | None:
@@ -464,12 +495,13 @@ class Selector:
             with torch.no_grad():
                 for d in range(self.cfg.select_draws if self.randconv is not None else 1):
                     g = torch.Generator().manual_seed(_stream(self.cfg.seed, self.iteration, d, 250_007))
-                    right = seen = 0
+                    right, seen = torch.zeros((), dtype=torch.int64, device=self.val.device), 0
                     for x, y in self.val.epoch():
                         with self.val.autocast():
                             x = self.randconv(x, g)[:len(x)] if self.randconv is not None else x
-                            right += int((self.model(x).argmax(1) == y).sum())
+                            right += (self.model(x).argmax(1) == y).sum()  # on the device: one sync per draw
                         seen += len(y)
+                    right = int(right)
                     if self.val.world > 1:  # under DDP each rank holds a shard of the val split
                         right, seen = sum_over_ranks(right, seen)
                     draws.append(100.0 * right / seen)

@@ -43,7 +43,8 @@ def test_circle_loss_runs_in_fp32_under_bf16_autocast():
 @pytest.fixture
 def fake_cuda(monkeypatch):
     """torch.cuda answering as if `count` GPUs were visible; set_rng_state and manual_seed recorded."""
-    calls = {"set": [], "seed": [], "count": 1}
+    calls = {"set": [], "seed": [], "count": 1, "current": []}
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls["current"].append(torch.device(device)))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: calls["count"])
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
@@ -81,6 +82,8 @@ def test_cuda_n_is_checked_against_the_device_count(fake_cuda):
     fake_cuda["count"] = 2
     assert pick_device("cuda:1") == torch.device("cuda:1")
     assert pick_device("cuda", local_rank=1) == torch.device("cuda:1")
+    # the chosen GPU is the current device: its RNG state is the one checkpoints save and restore
+    assert fake_cuda["current"] == [torch.device("cuda:1")] * 2
     with pytest.raises(UsageError, match="torch sees 2 GPU"):
         pick_device("cuda:2")
     with pytest.raises(UsageError, match="every rank on one GPU"):

@@ -27,3 +27,11 @@ def test_knn_ties_go_to_the_smallest_label_like_sklearn():
 def test_bad_k(k):
     with pytest.raises(UsageError, match="k"):
         knn_predict(torch.randn(10, 2), torch.zeros(10, dtype=torch.long), torch.randn(2, 2), k=k)
+
+
+def test_predictions_stay_on_the_features_device():
+    """No host copy: on a GPU every attack step calls the kNN, and a copy to the CPU is a sync each time (a meta
+    tensor cannot be copied to the host at all, so any copy raises here)."""
+    train_x, test_x = torch.empty(50, 8, device="meta"), torch.empty(7, 8, device="meta")
+    out = knn_predict(train_x, torch.empty(50, dtype=torch.long, device="meta"), test_x, k=3, chunk=4)
+    assert out.device.type == "meta" and out.shape == (7,)

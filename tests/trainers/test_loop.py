@@ -216,3 +216,59 @@ def test_a_history_row_goes_to_wandb_under_the_study_names_of_its_datasets():
     assert loop._namespaced(row, {"digits": "mnist"}) == {
         "train/lr": 0.01, "train/seconds": 3.0, "train/loss": 0.5, "train/acc": 80.0, "test/svhn/acc": 70.0,
         "test/mnist/acc": 60.0, "val/cifar10/acc": 50.0, "adv/val/cifar10/acc": 20.0}
+
+
+def test_sync_batchnorm_keeps_a_frozen_backbone_frozen():
+    """DDP on GPUs swaps every BatchNorm for a new SyncBatchNorm layer; the layers fine-tune-fc keeps in eval mode
+    must be the model's new ones (the conversion itself runs on the CPU)."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    model(torch.rand(2, 3, 8, 8))
+    params = list(model.parameters())
+    assert len(loop.freeze(model, ("4",))) == 1
+    model, frozen = loop.sync_batchnorm(model, ("4",))
+    assert len(frozen) == 1 and isinstance(frozen[0], torch.nn.SyncBatchNorm)
+    assert any(m is frozen[0] for m in model.modules())
+    assert [p.requires_grad for p in model.parameters()] == [False, False, False, False, True, True]
+    assert all(a is b for a, b in zip(params, model.parameters()))  # the optimizer built before still holds them
+
+
+def _diverge_on_one_rank(rank: int, port: int, results) -> None:
+    import datetime
+
+    import torch.distributed as td
+
+    td.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                          timeout=datetime.timedelta(seconds=20))
+    model = torch.nn.BatchNorm1d(2)
+    if rank == 1:
+        model.running_var.fill_(float("inf"))  # its statistics overflowed, rank 0's did not
+    try:
+        loop.finite_on_every_rank(model, "in epoch 3")
+        td.barrier()  # the loop's next collective
+        results.put((rank, "went on"))
+    except RunFailure as e:
+        results.put((rank, str(e)))
+    finally:
+        td.destroy_process_group()
+
+
+def test_a_model_that_diverged_on_one_rank_stops_every_rank():
+    """Under DDP a rank whose check raised alone left the others at the barrier until the backend's timeout."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_diverge_on_one_rank, args=(r, port, results)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    said = dict(results.get(timeout=5) for _ in range(2))
+    assert "the model diverged in epoch 3: 1 parameter/buffer tensors hold NaN or inf (running_var)" in said[1]
+    assert said[0].startswith("the model diverged in epoch 3 on 1 other rank(s)"), said[0]
