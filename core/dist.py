@@ -66,6 +66,15 @@ def sum_over_ranks(*numbers: int) -> tuple[int, ...]:
     return tuple(int(v) for v in t.tolist())
 
 
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm's running statistics) on every rank; nothing outside a process group. Under gloo
+    each rank's BatchNorm updates its statistics from its own shard (DDP broadcasts them only before a training
+    forward), so an evaluation whose per-image results are gathered from every rank would mix models otherwise."""
+    if td.is_initialized() and td.get_world_size() > 1:
+        for b in model.buffers():
+            td.broadcast(b, src=0)
+
+
 def rank() -> int:
     """This process's rank before the process group exists (0 outside torchrun)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.amp import autocast, memory_format
+from core.errors import UsageError
 from loaders.datasets import ImageSet
 
 DEVICE_MEMORY_FRACTION = 0.25  # move a dataset to the GPU only if it takes under this share of memory
@@ -27,6 +28,9 @@ class Batches:
         # channel, and the study's DataLoader would have crashed on it); every other batch is kept.
         self.drop_single = drop_single
         self.rank, self.world = shard  # under DDP each rank takes every world-th sample of the epoch order
+        if drop_single and self.world > 1 and len(data) < 2 * self.world:
+            raise UsageError(f"{len(data)} training images cannot be shared by {self.world} ranks: each rank needs at "
+                             "least 2 a step (BatchNorm cannot normalise one image); use fewer ranks")
         self.shuffle, self.augment, self.image_size = shuffle, augment, image_size
         images, labels = data.images, data.labels
         if device.type == "cuda":
@@ -87,7 +91,7 @@ class Batches:
 
     def epoch(self, seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order(seed)[self.rank::self.world]  # disjoint shards that together cover the epoch
-        self.last_order = order
+        self.last_order = order[:len(self) * self.batch_size]  # what this epoch yields (tests trace it)
         on_images = order.to(self.images.device)  # one copy per epoch, not a copy (and a GPU sync) per batch
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx_here = on_images[start:start + self.batch_size]

@@ -3,6 +3,7 @@
 recipe expects. Neither has parameters: the state dict keeps torchvision's keys."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -21,21 +22,29 @@ class Resize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.size is None or tuple(x.shape[-2:]) == (self.size, self.size):
             return x
+        antialias = x.shape[-1] > self.size
         if torch.are_deterministic_algorithms_enabled():
             # --deterministic: interpolate's backward has no deterministic CUDA kernel (it raises, and every attack
-            # differentiates through this layer); the same resize as two products with its weight matrices does
-            return resize_matrix(x.shape[-2], self.size, x) @ x @ resize_matrix(x.shape[-1], self.size, x).T
+            # differentiates through this layer); the same resize as two products with its weight matrices does.
+            # In fp32 like interpolate (autocast would run the products in bf16), in x's memory format.
+            rows = resize_matrix(x.shape[-2], self.size, antialias, x.device)
+            cols = resize_matrix(x.shape[-1], self.size, antialias, x.device)
+            with torch.autocast(x.device.type, enabled=False):
+                y = (rows @ x.float() @ cols.T).to(x.dtype)
+            channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+            return y.contiguous(memory_format=torch.channels_last) if channels_last else y
         return nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                                         antialias=x.shape[-1] > self.size)
+                                         antialias=antialias)
 
 
-def resize_matrix(n: int, size: int, like: torch.Tensor) -> torch.Tensor:
-    """The (size, n) weights of interpolate's bilinear resize of one axis from n to size pixels (antialiased when
-    shrinking, as Resize does), read off by resizing the identity along that axis only (bilinear is separable),
-    on like's device and in its dtype."""
+@functools.lru_cache(maxsize=16)
+def resize_matrix(n: int, size: int, antialias: bool, device: torch.device) -> torch.Tensor:
+    """The (size, n) fp32 weights of interpolate's bilinear resize of one axis from n to size pixels (with Resize's
+    antialias flag), read off by resizing the identity along that axis only (bilinear is separable); built once
+    per shape and device, so an attack's steps copy nothing to the device."""
     eye = torch.eye(n, dtype=torch.float64)[None, None]
-    w = nn.functional.interpolate(eye, size=(size, n), mode="bilinear", align_corners=False, antialias=n > size)
-    return w[0, 0].to(like.device, like.dtype)
+    w = nn.functional.interpolate(eye, size=(size, n), mode="bilinear", align_corners=False, antialias=antialias)
+    return w[0, 0].to(device, torch.float32)
 
 
 class Normalize(nn.Module):

@@ -26,9 +26,9 @@ from torch import nn
 from core import wandb_keys
 from core.amp import memory_format, resolved
 from core.config import RunConfig
+from core.dist import broadcast_buffers, sum_over_ranks
 from core.dist import rank as dist_rank
 from core.dist import setup as setup_dist
-from core.dist import sum_over_ranks
 from core.dist import teardown as teardown_dist
 from core.errors import RunFailure, UsageError
 from core.io import clean_partial, ensure_dir, exclusive, mtime_ns, to_jsonable
@@ -373,6 +373,7 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
                                        adv_train_mode=cfg.attack_train_mode, on_step=selector))
                 if not getattr(scheduler, "per_step", False):
                     scheduler.step()
+                broadcast_buffers(model)  # gloo DDP: one model's BatchNorm statistics on every rank's shard
                 classifier = Classifier(model, knn_train, cfg.knn_k)
                 accs, correct[epoch + 1] = clean_scores(classifier, eval_batches)
                 for key, batches in eval_batches.items():
@@ -399,6 +400,7 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
         # waited forever for ranks already at the closing barrier)
         if best:  # the kept epoch's (or iteration's) weights are the run's model
             model.load_state_dict(best["state"])
+            broadcast_buffers(model)
         if selector is not None:  # the kept checkpoint falls between epochs: its own test numbers
             selected = selector.measure(Classifier(model, knn_train, cfg.knn_k), eval_batches, len(train_batches))
         finite_on_every_rank(model, "by the end of training")
@@ -423,7 +425,8 @@ def _run(cfg: RunConfig, out: Path, data_root, cache_dir, download, wandb, resum
 def finite_on_every_rank(model: nn.Module, when: str) -> None:
     """runs.folder.check_finite, agreed over the ranks under DDP: a rank that stopped alone (rank 0, before writing
     a checkpoint, or one whose BatchNorm statistics overflowed) would leave the others waiting at the next
-    collective until the backend's timeout; so every rank stops, and the message says where it diverged."""
+    collective (until torchrun's agent stops them, or the backend's timeout); so every rank stops, and the
+    message says where it diverged."""
     try:
         check_finite(model, when)
         failure = None
@@ -488,6 +491,7 @@ class Selector:
             self._check()
 
     def accuracy(self) -> float:
+        broadcast_buffers(self.model)  # under DDP every rank scores its shard of the val split with one model
         modes = {m: m.training for m in self.model.modules()}
         self.model.eval()
         draws = []

@@ -6,7 +6,7 @@ import torch
 import torch.distributed as td
 import torch.multiprocessing as mp
 
-from core.dist import gather_shards, sum_over_ranks
+from core.dist import broadcast_buffers, gather_shards, sum_over_ranks
 
 
 def _data(n=53):
@@ -34,10 +34,14 @@ def _rank(rank: int, world: int, store: str, out: str) -> None:
         ranks = gather_shards(torch.tensor([rank]), world, world)
         # a rank's own counts (its shard: images rank, rank + 2, ...), summed over the ranks
         counts = sum_over_ranks(int(result["correct"][rank::world].sum()), len(batches.last_order))
+        bn = torch.nn.BatchNorm1d(2)
+        bn.running_mean.fill_(rank + 1)  # each rank's own statistics, as gloo DDP leaves them
+        broadcast_buffers(bn)
+        bn_sum = sum_over_ranks(int(bn.running_mean.sum()))  # rank 0's on both: 2 + 2
         if rank == 0:
             with open(out, "w") as f:
                 json.dump({"correct": result["correct"].int().tolist(), "acc": result["acc"],
-                           "ranks": ranks.tolist(), "counts": counts}, f)
+                           "ranks": ranks.tolist(), "counts": counts, "bn": bn_sum}, f)
     finally:
         td.destroy_process_group()
 
@@ -55,6 +59,7 @@ def test_two_ranks_gather_the_records_of_one_process(tmp_path):
     assert got["acc"] == one["acc"]
     assert got["ranks"] == [0, 1]
     assert got["counts"] == [int(one["correct"].sum()), 53]
+    assert got["bn"] == [4]  # rank 0's BatchNorm statistics on every rank (without the broadcast, 2 + 4)
 
 
 def test_outside_a_process_group_nothing_is_gathered():

@@ -26,6 +26,14 @@ def test_training_ranks_take_equal_steps_and_lose_at_most_a_final_batch(world, b
             assert seen == n - int(n % batch == 1)
 
 
+def test_fewer_than_two_training_images_a_rank_is_refused():
+    from core.errors import UsageError
+
+    with pytest.raises(UsageError, match="5 training images cannot be shared by 4 ranks"):
+        Batches(data(5), 2, torch.device("cpu"), shard=(0, 4), drop_single=True)
+    assert len(Batches(data(5), 2, torch.device("cpu"), shard=(0, 4))) == 1  # evaluation shards may be small
+
+
 def test_evaluation_shards_keep_every_image():
     shards = [Batches(data(13), 4, torch.device("cpu"), shard=(r, 2)) for r in range(2)]
     assert [sum(len(y) for _, y in b.epoch()) for b in shards] == [7, 6]

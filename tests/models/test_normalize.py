@@ -18,7 +18,8 @@ def deterministic():
         torch.use_deterministic_algorithms(False)
 
 
-@pytest.mark.parametrize("shape,size", [((2, 3, 32, 32), 224), ((2, 3, 64, 48), 32), ((1, 1, 28, 28), 32)])
+@pytest.mark.parametrize("shape,size", [((2, 3, 32, 32), 224), ((2, 3, 64, 48), 32), ((1, 1, 28, 28), 32),
+                                        ((1, 3, 40, 20), 32), ((1, 3, 20, 40), 32)])
 def test_deterministic_resize_equals_interpolate_and_never_differentiates_it(monkeypatch, shape, size):
     x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     a = x.clone().requires_grad_()
@@ -40,3 +41,13 @@ def test_deterministic_resize_equals_interpolate_and_never_differentiates_it(mon
     assert got.shape == (shape[0], shape[1], size, size)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)  # float32 rounding of the weights: ~3e-6
     torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_deterministic_resize_stays_fp32_under_bf16_autocast_and_keeps_channels_last():
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)).contiguous(
+        memory_format=torch.channels_last)
+    want = Resize(224)(x)
+    with deterministic(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = Resize(224)(x)
+    assert got.dtype == torch.float32 and got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
