@@ -92,19 +92,66 @@ def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
 
 def changed_but_not_run(name: str, sec, rs: list[dict], sections: dict, scaled: set) -> list[str]:
     """A section that changes a setting of its comparison section, run with that setting undone
-    (e.g. PRETRAINED=0 under the ImageNet-initialisation section), tests nothing: say so."""
+    (e.g. PRETRAINED=0 under the ImageNet-initialisation section), tests nothing: say so. A run at a third value
+    (a shortened schedule) is off its protocol, which off_protocol says."""
+    from core.config import RunConfig
+
     if sec.compare_to not in sections:
         return []
-    base, flags = sections[sec.compare_to].overrides, []
+    flags = []
     for k, value in sec.overrides.items():
-        if base.get(k) == value or k in scaled or not rs:
+        undone = _undone(k, sections[sec.compare_to], RunConfig)
+        if undone == _comparable(value) or k in scaled:
             continue
-        ran = {(lambda v: tuple(v) if isinstance(v, list) else v)(r.get("config", {}).get(k, value)) for r in rs}
-        if value not in ran:
-            flags.append(f"{name} ran with {k}={', '.join(map(str, sorted(ran, key=str)))} where the section sets "
-                         f"{k}={value}, so it is {sec.compare_to} again by construction; its row says nothing "
-                         "about that change.")
+        if any(_ran(r, k, value) == undone for r in rs):
+            flags.append(f"{name} ran with {k}={undone} where the section sets {k}={value}, so it is "
+                         f"{sec.compare_to} again by construction; its row says nothing about that change.")
     return flags
+
+
+def _undone(k: str, base_sec, config_cls):
+    """The comparison section's value of setting k."""
+    return _comparable(base_sec.overrides.get(k, getattr(config_cls, k, None)))
+
+
+def _ran(r: dict, k: str, default):
+    """Setting k as run r's config records it (default where the file predates it)."""
+    return _comparable((r.get("config") or {}).get(k, default))
+
+
+def _comparable(value):
+    return tuple(value) if isinstance(value, list) else value  # JSON gives lists for tuples
+
+
+# What a run may differ in from its section at its profile and still be reported as it: which seed, how it started
+# (ImageNet weights or not, read from where: PRETRAINED=0 on a CPU; each section's what-ran line states it), and
+# which test sets it measured (its cells say which, and on how many images)
+_NOT_PROTOCOL = ("preset", "profile", "seed", "version", "pretrained", "weights", "init_from", "eval_on",
+                 "optional_eval", "eval_size")
+
+
+def off_protocol(name: str, sec, rs: list[dict], sections: dict, scaled: set, profile: str) -> list[str]:
+    """Runs trained with settings their section does not give at this profile (a shortened schedule through
+    EXTRA="--epochs 90", another lr): the row carries the section's name, so the flag says how its runs differ.
+    A setting changed_but_not_run reports (the section's own change undone, not a profile's scale) is left to it."""
+    from core.config import RunConfig, saved_method
+    from core.io import to_jsonable
+    from experiments.resolve import resolve
+
+    expected = to_jsonable(resolve(name, profile).method())
+    base = sections.get(sec.compare_to)
+    undone = {k: _undone(k, base, RunConfig) for k, v in sec.overrides.items()
+              if base and _undone(k, base, RunConfig) != _comparable(v) and k not in scaled}  # changed_but_not_run's
+    ran: dict[str, list[str]] = {}
+    for r in (r for r in rs if r.get("config")):  # a file with no config says nothing of how it ran
+        saved = saved_method(r["config"])
+        for k, want in expected.items():
+            told = k in undone and _ran(r, k, want) == undone[k]
+            if k not in _NOT_PROTOCOL and not told and saved.get(k, want) != want:
+                ran.setdefault(f"{k}={saved[k]} where it sets {k}={want}", []).append(str(r.get("seed", "?")))
+    return [f"**{name} ran off its protocol**: " + "; ".join(f"{what} (seed{'s' if len(s) > 1 else ''} {', '.join(s)})"
+                                                             for what, s in ran.items())
+            + f" at the {profile} profile. Its row is those runs, not the section as it is defined."] if ran else []
 
 
 def chance(name: str, clean, n: int | None, classes: int = 10, what: str = "clean accuracy") -> list[str]:

@@ -67,7 +67,8 @@ def collect(root: Path, profile, sections: dict, questions: dict, out_dir: Path)
         secs = {n: s for n, s in sections.items() if s.question == q.name}
         scaled = {k for key, v in profile.scale.items() if key.split(":")[0] == q.name for k in v}
         scaled |= {"train_on", "eval_on"}  # differ by profile, not by method
-        parts.append(Part(q, _question(root, q, secs, sections, scaled, out_dir), _sections(root, out_dir, secs)))
+        parts.append(Part(q, _question(root, q, secs, sections, scaled, out_dir, profile.name),
+                          _sections(root, out_dir, secs)))
     problems = refused() + [p for name in sections for p in seed_problems(name, runs(root, name))]
     if problems:  # loud, at the top: results files that are not what their place says, seeds that cannot average
         preamble.append(Text(["**Results files the report left out or could not trust** (each names its file):"]))
@@ -75,10 +76,11 @@ def collect(root: Path, profile, sections: dict, questions: dict, out_dir: Path)
     return Document(f"trustlab report · profile `{profile.name}`", preamble, parts)
 
 
-def _question(root: Path, q, secs: dict, sections: dict, scaled: set, out_dir: Path) -> list:
+def _question(root: Path, q, secs: dict, sections: dict, scaled: set, out_dir: Path, profile: str) -> list:
     """A question's table, figure, honesty checks (and for robustness the eps figure and kNN lines)."""
     m = tables.LAYOUTS[q.layout](root, q, secs)
-    flags = Checks(checks.LAYOUTS[q.layout](m, q, secs, sections, scaled))
+    flags = Checks([f for n, rs in m.loaded.items() for f in checks.off_protocol(n, secs[n], rs, sections, scaled, profile)]
+                   + checks.LAYOUTS[q.layout](m, q, secs, sections, scaled))
     if q.layout == "domains":
         two = [d for d, _ in tables.datasets(q)[:2]]
         points = {n: [(m.accs[n][d], m.ns[n][d]) for d in two] for n in m.loaded

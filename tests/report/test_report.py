@@ -428,3 +428,23 @@ def test_the_wandb_report_is_built_offline_with_a_section_per_question(tmp_path,
     q2 = [b for b in blocks if b["type"] == "PanelGrid"][-1]
     assert any(p.get("metrics") == ["adv/white-box/PGD-10/acc", "adv/white-box/FGSM/acc",
                                     "adv/white-box/AutoAttack, standard/acc"] for p in q2["panels"])
+
+
+def test_a_run_trained_off_its_sections_protocol_is_flagged_with_how_it_differs(tmp_path):
+    """A shortened schedule (EXTRA="--epochs 90" on Pro-RandConv's 500 at the paper profile) keeps the section's
+    name on its row: the report says which setting differs, for which seeds, and does not call it its comparison
+    section again (ERM's 32 epochs are not what ran either). A run at its protocol (its full resolved config) says
+    nothing, nor does one that measured a smaller test set."""
+    from core.io import to_jsonable
+    from experiments import resolve
+
+    for seed, overrides in ((0, {"epochs": 90}), (1, {}), (2, {"eval_size": 100})):
+        cfg = to_jsonable(resolve("dg-prorandconv-digitnet", "paper", **overrides).to_dict())
+        path = tmp_path / "paper" / "dg-prorandconv-digitnet" / f"seed-{seed}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({**dg_result("dg-prorandconv-digitnet", seed, 98.0, 80.0), "profile": "paper",
+                                    "config": cfg}))
+    text = write_report("paper", tmp_path).read_text()
+    assert ("**dg-prorandconv-digitnet ran off its protocol**: epochs=90 where it sets epochs=500 (seed 0) at the "
+            "paper profile") in text
+    assert text.count("ran off its protocol") == 1 and "again by construction" not in text
