@@ -47,16 +47,20 @@ class Batches:
             return min(self._steps(r) for r in range(self.world))
         return self._steps(self.rank)
 
+    def _batches(self, rank: int) -> tuple[int, int]:
+        """(images in rank's shard, batches they fill, the last one possibly short)."""
+        n = len(range(rank, len(self.labels), self.world))
+        return n, -(-n // self.batch_size)
+
     def _steps(self, rank: int) -> int:
         """Batches in rank's shard, less a final batch of one image in training."""
-        n = len(range(rank, len(self.labels), self.world))
-        return -(-n // self.batch_size) - int(self.drop_single and n > 1 and n % self.batch_size == 1)
+        n, batches = self._batches(rank)
+        return batches - int(self.drop_single and n > 1 and n % self.batch_size == 1)
 
     def drops_last(self) -> bool:
         """Whether an epoch leaves out a final batch on some rank: one image, or under DDP one that not every rank
         has (its images wait for the next epoch's order)."""
-        return any(len(self) < -(-len(range(r, len(self.labels), self.world)) // self.batch_size)
-                   for r in range(self.world))
+        return any(len(self) < self._batches(r)[1] for r in range(self.world))
 
     def whole(self, per_sample: torch.Tensor) -> torch.Tensor:
         """Per-sample values of this rank's shard (in epoch order, unshuffled) -> the whole set's, on every rank

@@ -211,8 +211,8 @@ def check_finite(model, when: str) -> None:
 def save_checkpoint(out: Path, cfg: RunConfig, model, optimizer, scheduler, epoch: int, history: list,
                     extra: dict | None = None, segments: list | None = None) -> None:
     """extra: what else a resumed run needs (the kept epoch's model state under keep_best). segments: which
-    process trained which epochs, at which commit (built in trainers.loop._run), carried into the results file."""
-    check_finite(model, f"in epoch {epoch + 1}")
+    process trained which epochs, at which commit (built in trainers.loop._run), carried into the results file.
+    The caller has checked the model (check_finite, on every rank: trainers.loop.finite_on_every_rank)."""
     save_torch(Path(out) / CHECKPOINT, {
         "format": CHECKPOINT_FORMAT, "method": to_jsonable(cfg.method()), "epoch": epoch,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -275,9 +275,9 @@ def run_identity(results: dict, model_file: Path) -> dict:
 
 def finish_run(out: Path, model, results: dict, draw=None) -> dict:
     """model.pt, then the figures (`draw(results, out)`), then metrics.json last (its presence marks a
-    finished run, and its identity names the model file it goes with), then the checkpoint goes."""
+    finished run, and its identity names the model file it goes with), then the checkpoint goes. The caller has
+    checked the model (check_finite, on every rank: trainers.loop.finite_on_every_rank)."""
     out = Path(out)
-    check_finite(model, "by the end of training")
     save_torch(out / MODEL, model.state_dict())
     results["identity"] = run_identity(results, out / MODEL)
     if draw is not None:

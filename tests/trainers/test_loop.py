@@ -168,6 +168,18 @@ def test_nan_loss_stops_with_epoch_and_step(tmp_path):
     assert not (tmp_path / "nan" / "metrics.json").exists()
 
 
+def test_a_model_that_diverged_while_its_loss_stayed_finite_is_never_saved(tmp_path, monkeypatch):
+    """An overflowed buffer or weight with a finite loss: the loop's own check (save_checkpoint and finish_run
+    leave it to their caller) stops the run before a checkpoint or a results file is written."""
+    def overflow(model):
+        dict(model.named_buffers()).get("bn1.running_var", next(model.parameters())).data.fill_(float("inf"))
+
+    monkeypatch.setattr(loop, "broadcast_buffers", overflow)  # called after every epoch's training steps
+    with pytest.raises(RunFailure, match="the model diverged in epoch 1: "):
+        run(tiny(epochs=2), tmp_path / "inf", wandb=False)
+    assert not any((tmp_path / "inf" / name).exists() for name in ("checkpoint.pt", "metrics.json", "model.pt"))
+
+
 def test_finished_results_are_not_overwritten(tmp_path):
     run(tiny(epochs=1), tmp_path / "r", wandb=False)
     before = (tmp_path / "r" / "metrics.json").read_text()
