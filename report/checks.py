@@ -90,28 +90,22 @@ def noise_flags(name: str, base_name: str, pairs, rerun: str) -> list[str]:
     return flags
 
 
-def changed_but_not_run(name: str, sec, rs: list[dict], sections: dict, scaled: set) -> list[str]:
-    """A section that changes a setting of its comparison section, run with that setting undone
-    (e.g. PRETRAINED=0 under the ImageNet-initialisation section), tests nothing: say so. A run at a third value
-    (a shortened schedule) is off its protocol, which off_protocol says."""
+def _changes(sec, sections: dict, scaled: set) -> dict:
+    """What a section changes of its comparison section, beyond a profile's scale: setting -> (the section's value,
+    the comparison's), both as a results file records them."""
     from core.config import RunConfig
 
-    if sec.compare_to not in sections:
-        return []
-    flags = []
-    for k, value in sec.overrides.items():
-        undone = _undone(k, sections[sec.compare_to], RunConfig)
-        if undone == _comparable(value) or k in scaled:
-            continue
-        if any(_ran(r, k, value) == undone for r in rs):
-            flags.append(f"{name} ran with {k}={undone} where the section sets {k}={value}, so it is "
-                         f"{sec.compare_to} again by construction; its row says nothing about that change.")
-    return flags
+    base = sections.get(sec.compare_to)
+    if base is None:
+        return {}
+    pairs = {k: (_comparable(v), _comparable(base.overrides.get(k, getattr(RunConfig, k, None))))
+             for k, v in sec.overrides.items() if k not in scaled}
+    return {k: (ours, theirs) for k, (ours, theirs) in pairs.items() if ours != theirs}
 
 
-def _undone(k: str, base_sec, config_cls):
-    """The comparison section's value of setting k."""
-    return _comparable(base_sec.overrides.get(k, getattr(config_cls, k, None)))
+def _undone(r: dict, changes: dict) -> bool:
+    """Whether run r holds the comparison section's value of every setting its section changes."""
+    return bool(changes) and all(_ran(r, k, ours) == theirs for k, (ours, theirs) in changes.items())
 
 
 def _ran(r: dict, k: str, default):
@@ -121,6 +115,26 @@ def _ran(r: dict, k: str, default):
 
 def _comparable(value):
     return tuple(value) if isinstance(value, list) else value  # JSON gives lists for tuples
+
+
+def _seeds_of(rs: list[dict]) -> str:
+    seeds = [str(r.get("seed", "?")) for r in rs]
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
+
+
+def changed_but_not_run(name: str, sec, rs: list[dict], sections: dict, scaled: set) -> list[str]:
+    """A section's runs that hold its comparison section's value of every setting the section changes (e.g.
+    PRETRAINED=0 under the ImageNet-initialisation section) are that section again and test nothing: say so. A run
+    that undid some of its changes, or ran a third value (a shortened schedule), is off its protocol instead,
+    which off_protocol says."""
+    changes = _changes(sec, sections, scaled)
+    undone = [r for r in rs if _undone(r, changes)]
+    if not undone:
+        return []
+    ran = " and ".join(f"{k}={theirs}" for k, (_, theirs) in changes.items())
+    sets = " and ".join(f"{k}={ours}" for k, (ours, _) in changes.items())
+    return [f"{name} ran with {ran} where the section sets {sets} ({_seeds_of(undone)}), so it is {sec.compare_to} "
+            "again by construction; its row says nothing about that change."]
 
 
 # What a run may differ in from its section at its profile and still be reported as it: which seed, how it started
@@ -133,24 +147,20 @@ _NOT_PROTOCOL = ("preset", "profile", "seed", "version", "pretrained", "weights"
 def off_protocol(name: str, sec, rs: list[dict], sections: dict, scaled: set, profile: str) -> list[str]:
     """Runs trained with settings their section does not give at this profile (a shortened schedule through
     EXTRA="--epochs 90", another lr): the row carries the section's name, so the flag says how its runs differ.
-    A setting changed_but_not_run reports (the section's own change undone, not a profile's scale) is left to it."""
-    from core.config import RunConfig, saved_method
+    The settings of a run that is its comparison section again are left to changed_but_not_run."""
+    from core.config import saved_method
     from core.io import to_jsonable
     from experiments.resolve import resolve
 
     expected = to_jsonable(resolve(name, profile).method())
-    base = sections.get(sec.compare_to)
-    undone = {k: _undone(k, base, RunConfig) for k, v in sec.overrides.items()
-              if base and _undone(k, base, RunConfig) != _comparable(v) and k not in scaled}  # changed_but_not_run's
-    ran: dict[str, list[str]] = {}
+    changes = _changes(sec, sections, scaled)
+    ran: dict[str, list[dict]] = {}
     for r in (r for r in rs if r.get("config")):  # a file with no config says nothing of how it ran
-        saved = saved_method(r["config"])
+        saved, told = saved_method(r["config"]), set(changes) if _undone(r, changes) else set()
         for k, want in expected.items():
-            told = k in undone and _ran(r, k, want) == undone[k]
-            if k not in _NOT_PROTOCOL and not told and saved.get(k, want) != want:
-                ran.setdefault(f"{k}={saved[k]} where it sets {k}={want}", []).append(str(r.get("seed", "?")))
-    return [f"**{name} ran off its protocol**: " + "; ".join(f"{what} (seed{'s' if len(s) > 1 else ''} {', '.join(s)})"
-                                                             for what, s in ran.items())
+            if k not in _NOT_PROTOCOL and k not in told and saved.get(k, want) != want:
+                ran.setdefault(f"{k}={saved[k]} where it sets {k}={want}", []).append(r)
+    return [f"**{name} ran off its protocol**: " + "; ".join(f"{what} ({_seeds_of(s)})" for what, s in ran.items())
             + f" at the {profile} profile. Its row is those runs, not the section as it is defined."] if ran else []
 
 

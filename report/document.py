@@ -65,8 +65,7 @@ def collect(root: Path, profile, sections: dict, questions: dict, out_dir: Path)
     parts = []
     for q in questions.values():
         secs = {n: s for n, s in sections.items() if s.question == q.name}
-        scaled = {k for key, v in profile.scale.items() if key.split(":")[0] == q.name for k in v}
-        scaled |= {"train_on", "eval_on"}  # differ by profile, not by method
+        scaled = scaled_fields(profile, q.name)
         parts.append(Part(q, _question(root, q, secs, sections, scaled, out_dir, profile.name),
                           _sections(root, out_dir, secs)))
     problems = refused() + [p for name in sections for p in seed_problems(name, runs(root, name))]
@@ -74,6 +73,12 @@ def collect(root: Path, profile, sections: dict, questions: dict, out_dir: Path)
         preamble.append(Text(["**Results files the report left out or could not trust** (each names its file):"]))
         preamble.append(Checks([f"**{p}**" for p in problems]))
     return Document(f"trustlab report · profile `{profile.name}`", preamble, parts)
+
+
+def scaled_fields(profile, question: str) -> set:
+    """The settings a profile scales for a question's sections (and the datasets): not what a method changes."""
+    scaled = {k for key, v in profile.scale.items() if key.split(":")[0] == question for k in v}
+    return scaled | {"train_on", "eval_on"}  # differ by profile, not by method
 
 
 def _question(root: Path, q, secs: dict, sections: dict, scaled: set, out_dir: Path, profile: str) -> list:

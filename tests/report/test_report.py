@@ -182,7 +182,7 @@ def test_a_section_run_with_its_change_undone_is_flagged_but_profile_scale_is_no
               {"preset": "q2-circle", "profile": "quick", "seed": seed, "metrics": {"cifar10_test_acc": 70.0},
                "config": {"epochs": 10, "head": "none", "loss": "circle"}})
     text = write_report("quick", tmp_path).read_text()
-    assert "q1-pretrained ran with pretrained=False where the section sets pretrained=True, so it is " \
+    assert "q1-pretrained ran with pretrained=False where the section sets pretrained=True (seeds 0, 1), so it is " \
            "q1-baseline again by construction" in text
     assert "q2-circle ran with" not in text
 
@@ -433,18 +433,40 @@ def test_the_wandb_report_is_built_offline_with_a_section_per_question(tmp_path,
 def test_a_run_trained_off_its_sections_protocol_is_flagged_with_how_it_differs(tmp_path):
     """A shortened schedule (EXTRA="--epochs 90" on Pro-RandConv's 500 at the paper profile) keeps the section's
     name on its row: the report says which setting differs, for which seeds, and does not call it its comparison
-    section again (ERM's 32 epochs are not what ran either). A run at its protocol (its full resolved config) says
-    nothing, nor does one that measured a smaller test set."""
+    section again, not even at ERM's own 32 epochs (Pro-RandConv changes more than the schedule). A run at its
+    protocol (its full resolved config) says nothing, nor does one that measured a smaller test set."""
     from core.io import to_jsonable
     from experiments import resolve
 
-    for seed, overrides in ((0, {"epochs": 90}), (1, {}), (2, {"eval_size": 100})):
+    for seed, overrides in ((0, {"epochs": 90}), (1, {}), (2, {"eval_size": 100}), (3, {"epochs": 32})):
         cfg = to_jsonable(resolve("dg-prorandconv-digitnet", "paper", **overrides).to_dict())
         path = tmp_path / "paper" / "dg-prorandconv-digitnet" / f"seed-{seed}" / "metrics.json"
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({**dg_result("dg-prorandconv-digitnet", seed, 98.0, 80.0), "profile": "paper",
                                     "config": cfg}))
     text = write_report("paper", tmp_path).read_text()
-    assert ("**dg-prorandconv-digitnet ran off its protocol**: epochs=90 where it sets epochs=500 (seed 0) at the "
-            "paper profile") in text
+    assert ("**dg-prorandconv-digitnet ran off its protocol**: epochs=90 where it sets epochs=500 (seed 0); "
+            "epochs=32 where it sets epochs=500 (seed 3) at the paper profile") in text
     assert text.count("ran off its protocol") == 1 and "again by construction" not in text
+
+
+def test_no_run_make_plans_is_flagged_off_its_protocol():
+    """Every run of every profile, with and without ImageNet weights (PRETRAINED=0, WEIGHTS=file), as its results
+    file records its config: none is off its protocol, and only the ImageNet-initialisation section without them
+    is its comparison section again."""
+    from core.io import to_jsonable
+    from experiments.matrix import runs
+    from report.checks import changed_but_not_run, off_protocol
+    from report.document import scaled_fields
+
+    said = set()
+    for profile, pretrained, weights in itertools.product(PROFILES, (True, False), (None, "w.pt")):
+        for run in runs(profile, seeds=(0, 1), pretrained=pretrained, weights=weights):
+            sec = SECTIONS[run.section]
+            if sec.kind == "none" or sec.sweep:
+                continue
+            rs = [{"seed": run.seed, "config": to_jsonable(run.config.to_dict())}]
+            scaled = scaled_fields(PROFILES[profile], sec.question)
+            assert not off_protocol(run.section, sec, rs, SECTIONS, scaled, profile), (profile, run.section)
+            said |= {(run.section, pretrained) for _ in changed_but_not_run(run.section, sec, rs, SECTIONS, scaled)}
+    assert said == {("q1-pretrained", False)}

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from core.errors import RunFailure
 from experiments import resolve
 from trainers import loop
 from trainers.loop import run
@@ -71,3 +72,18 @@ def test_the_val_split_lies_beyond_the_first_images_and_selection_needs_one():
     assert not (torch.cdist(val.float(), train.images.flatten(1).float()) == 0).any()
     with pytest.raises(UsageError, match="select-every .* needs a val-size"):
         _cfg(val_size=0)
+
+
+def test_a_kept_checkpoint_that_diverged_is_never_saved(tmp_path, monkeypatch):
+    """The kept checkpoint falls between epochs, so no per-epoch check has seen it: the loop's end-of-training check
+    (save_checkpoint and finish_run leave it to their caller) stops the run before model.pt or metrics.json."""
+    measure = loop.Selector.measure
+
+    def overflowed(self, classifier, eval_batches, steps_per_epoch):
+        next(self.model.parameters()).data.fill_(float("nan"))
+        return measure(self, classifier, eval_batches, steps_per_epoch)
+
+    monkeypatch.setattr(loop.Selector, "measure", overflowed)
+    with pytest.raises(RunFailure, match="the model diverged by the end of training: "):
+        run(_cfg(epochs=1), tmp_path / "r", wandb=False)
+    assert not any((tmp_path / "r" / name).exists() for name in ("metrics.json", "model.pt"))
