@@ -222,7 +222,8 @@ SECTIONS: dict[str, Section] = {s.name: s for s in [
                   "consistency weight of 5. Its published row is RandConv's own headline digits result (Xu et al., "
                   "2021: average 72.88); the mix row beside it is as Pro-RandConv's paper quotes it."),
     Section("dg-prorandconv-digitnet", "dg", "Pro-RandConv, the benchmark's ConvNet", dict(_PRORANDCONV),
-            reference=_PUBLISHED_PRORANDCONV, compare_to="dg-erm-digitnet", also_compare_to=("dg-randconv-digitnet",),
+            reference=_PUBLISHED_PRORANDCONV, compare_to="dg-erm-digitnet",
+            also_compare_to=("dg-randconv-digitnet", "dg-randconv-img-digitnet"),
             prose="Pro-RandConv (Choi et al., CVPR 2023), the benchmark's record: per batch one random 3x3 block "
                   "(deformable convolution with random offsets and Gaussian-tapered weights, standardisation, "
                   "random contrast and bias, tanh) applied 1 to 10 times with the same weights; the network learns "
