@@ -122,21 +122,6 @@ def _seeds_of(rs: list[dict]) -> str:
     return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
 
 
-def changed_but_not_run(name: str, sec, rs: list[dict], sections: dict, scaled: set) -> list[str]:
-    """A section's runs that hold its comparison section's value of every setting the section changes (e.g.
-    PRETRAINED=0 under the ImageNet-initialisation section) are that section again and test nothing: say so. A run
-    that undid some of its changes, or ran a third value (a shortened schedule), is off its protocol instead,
-    which off_protocol says."""
-    changes = _changes(sec, sections, scaled)
-    undone = [r for r in rs if _undone(r, changes)]
-    if not undone:
-        return []
-    ran = " and ".join(f"{k}={theirs}" for k, (_, theirs) in changes.items())
-    sets = " and ".join(f"{k}={ours}" for k, (ours, _) in changes.items())
-    return [f"{name} ran with {ran} where the section sets {sets} ({_seeds_of(undone)}), so it is {sec.compare_to} "
-            "again by construction; its row says nothing about that change."]
-
-
 # What a run may differ in from its section at its profile and still be reported as it: which seed, how it started
 # (ImageNet weights or not, read from where: PRETRAINED=0 on a CPU; each section's what-ran line states it), and
 # which test sets it measured (its cells say which, and on how many images)
@@ -144,24 +129,40 @@ _NOT_PROTOCOL = ("preset", "profile", "seed", "version", "pretrained", "weights"
                  "optional_eval", "eval_size")
 
 
-def off_protocol(name: str, sec, rs: list[dict], sections: dict, scaled: set, profile: str) -> list[str]:
-    """Runs trained with settings their section does not give at this profile (a shortened schedule through
-    EXTRA="--epochs 90", another lr): the row carries the section's name, so the flag says how its runs differ.
-    The settings of a run that is its comparison section again are left to changed_but_not_run."""
+def protocol_flags(name: str, sec, rs: list[dict], sections: dict, scaled: set, profile: str) -> list[str]:
+    """How a section's runs differ from the section, read from their recorded configs (a file with no config says
+    nothing of how it ran):
+    - runs that hold its comparison section's value of every setting the section changes (e.g. PRETRAINED=0 under
+      the ImageNet-initialisation section) are that section again by construction and test nothing;
+    - runs trained with settings the section does not give at this profile (a shortened schedule through
+      EXTRA="--epochs 90", another lr, a change only partly undone) are off its protocol: the row carries the
+      section's name, so the flag says which settings, for which seeds."""
     from core.config import saved_method
     from core.io import to_jsonable
     from experiments.resolve import resolve
 
     expected = to_jsonable(resolve(name, profile).method())
     changes = _changes(sec, sections, scaled)
-    ran: dict[str, list[dict]] = {}
-    for r in (r for r in rs if r.get("config")):  # a file with no config says nothing of how it ran
-        saved, told = saved_method(r["config"]), set(changes) if _undone(r, changes) else set()
+    undone, off = [], {}
+    for r in (r for r in rs if r.get("config")):
+        saved, told = saved_method(r["config"]), set()
+        if _undone(r, changes):
+            undone.append(r)
+            told = set(changes)  # said by the "again by construction" flag
         for k, want in expected.items():
             if k not in _NOT_PROTOCOL and k not in told and saved.get(k, want) != want:
-                ran.setdefault(f"{k}={saved[k]} where it sets {k}={want}", []).append(r)
-    return [f"**{name} ran off its protocol**: " + "; ".join(f"{what} ({_seeds_of(s)})" for what, s in ran.items())
-            + f" at the {profile} profile. Its row is those runs, not the section as it is defined."] if ran else []
+                off.setdefault(f"{k}={saved[k]} where it sets {k}={want}", []).append(r)
+    flags = []
+    if undone:
+        ran = " and ".join(f"{k}={theirs}" for k, (_, theirs) in changes.items())
+        sets = " and ".join(f"{k}={ours}" for k, (ours, _) in changes.items())
+        flags.append(f"{name} ran with {ran} where the section sets {sets} ({_seeds_of(undone)}), so it is "
+                     f"{sec.compare_to} again by construction; its row says nothing about that change.")
+    if off:
+        flags.append(f"**{name} ran off its protocol**: " + "; ".join(f"{what} ({_seeds_of(s)})" for what, s in
+                                                                      off.items())
+                     + f" at the {profile} profile. Its row is those runs, not the section as it is defined.")
+    return flags
 
 
 def chance(name: str, clean, n: int | None, classes: int = 10, what: str = "clean accuracy") -> list[str]:
@@ -173,7 +174,7 @@ def chance(name: str, clean, n: int | None, classes: int = 10, what: str = "clea
             f"{classes} classes; its 95% interval reaches it){tail}"]
 
 
-def domains(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[str]:
+def domains(m: Measured, q, secs: dict) -> list[str]:
     flags = []
     for name, rs in m.loaded.items():
         sec, accs, ns = secs[name], m.accs[name], m.ns[name]
@@ -183,11 +184,10 @@ def domains(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[str
                                                paired_gain(rs, m.loaded[base], d)) for d, lab in datasets(q)], q.rerun)
         for d, lab in datasets(q):
             flags += chance(f"{name} on {lab}", accs[d], ns[d], what="accuracy")
-        flags += changed_but_not_run(name, sec, rs, sections, scaled)
     return flags + ([STAND_IN] if m.stand_in else [])
 
 
-def targets(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[str]:
+def targets(m: Measured, q, secs: dict) -> list[str]:
     """Each method's gain over the section it compares to, and over those it is also compared to (RandConv mix
     against img, Pro-RandConv against RandConv), per dataset measured on both sides."""
     flags = []
@@ -197,11 +197,10 @@ def targets(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[str
                 pairs = [(lab, m.accs[name][d], m.accs[base][d], m.ns[name][d], m.ns[base][d],
                           paired_gain(rs, m.loaded[base], d)) for d, lab in datasets(q)]
                 flags += noise_flags(name, base, [p for p in pairs if p[3] and p[4]], q.rerun)
-        flags += changed_but_not_run(name, secs[name], rs, sections, scaled)
     return flags
 
 
-def robustness(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[str]:
+def robustness(m: Measured, q, secs: dict) -> list[str]:
     dataset, flags = datasets(q)[0][0], []
     rob_files, aud_files = m.files["robustness.json"], m.files["audit.json"]
     for name, rs in m.loaded.items():
@@ -235,7 +234,6 @@ def robustness(m: Measured, q, secs: dict, sections: dict, scaled: set) -> list[
                 flags.append(f"{name}: transfer {method} {t[0]:.2f}% vs white-box {w[0]:.2f}%: a gap of "
                              f"{v.difference:.1f} points, beyond the noise ({v.said()}). **Transfer robustness "
                              "overstates the model's robustness**; quote the white-box number as its robustness.")
-        flags += changed_but_not_run(name, sec, rs, sections, scaled)
         flags += [note.format(**sec.reference) for note in sec.notes]
     return flags + ([STAND_IN] if m.stand_in else [])
 

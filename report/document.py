@@ -84,8 +84,9 @@ def scaled_fields(profile, question: str) -> set:
 def _question(root: Path, q, secs: dict, sections: dict, scaled: set, out_dir: Path, profile: str) -> list:
     """A question's table, figure, honesty checks (and for robustness the eps figure and kNN lines)."""
     m = tables.LAYOUTS[q.layout](root, q, secs)
-    flags = Checks([f for n, rs in m.loaded.items() for f in checks.off_protocol(n, secs[n], rs, sections, scaled, profile)]
-                   + checks.LAYOUTS[q.layout](m, q, secs, sections, scaled))
+    flags = Checks([f for n, rs in m.loaded.items() for f in checks.protocol_flags(n, secs[n], rs, sections, scaled,
+                                                                                   profile)]
+                   + checks.LAYOUTS[q.layout](m, q, secs))
     if q.layout == "domains":
         two = [d for d, _ in tables.datasets(q)[:2]]
         points = {n: [(m.accs[n][d], m.ns[n][d]) for d in two] for n in m.loaded
